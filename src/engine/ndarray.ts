@@ -86,7 +86,11 @@ export class NDArray {
         return new NDArray(dtype, this.shape, Int32Array.from(f));
       case 'uint8':
       case 'bool':
-        return new NDArray(dtype, this.shape, Uint8Array.from(f, (v) => (dtype === 'bool' ? (v ? 1 : 0) : v)));
+        return new NDArray(
+          dtype,
+          this.shape,
+          Uint8Array.from(f, (v) => (dtype === 'bool' ? (v ? 1 : 0) : v)),
+        );
     }
     throw new ImagenError('CONFIG_INVALID', `cannot cast ${this.dtype} to ${dtype}`);
   }
@@ -94,7 +98,8 @@ export class NDArray {
   /** Numbers as a plain JS array (int64 converted with Number()). */
   toArray(): number[] {
     if (this.data instanceof BigInt64Array) return Array.from(this.data, (v) => Number(v));
-    if (this.dtype === 'float16' || this.dtype === 'bfloat16') return Array.from(this.toFloat32().data as Float32Array);
+    if (this.dtype === 'float16' || this.dtype === 'bfloat16')
+      return Array.from(this.toFloat32().data as Float32Array);
     return Array.from(this.data as ArrayLike<number>);
   }
 

@@ -1,6 +1,6 @@
 import type { DType } from './dtype.js';
 import { ImagenError } from './errors.js';
-import { NDArray, shapeStr } from './ndarray.js';
+import { type NDArray, shapeStr } from './ndarray.js';
 
 /**
  * A named, trainable or frozen weight. `name` is the state-dict key (diffusers /

@@ -1,0 +1,218 @@
+import type { Tensor } from '../graph.js';
+import { NDArray } from '../ndarray.js';
+import { defineOp } from '../op.js';
+import { add, erf, mul, rsqrt, sub, tanh } from './elementwise.js';
+import { matmul } from './linalg.js';
+import { permute, reduceMean, reduceSum, reshape } from './reduce_shape.js';
+import { normAxis, requireFloat } from './util.js';
+
+// ---------------------------------------------------------------- softmax
+
+export const softmaxOp = defineOp<{ axis: number }>({
+  name: 'softmax',
+  infer: ([x], { axis }) => {
+    requireFloat(x!, 'softmax');
+    normAxis(axis, x!.rank);
+    return { shape: [...x!.shape], dtype: x!.dtype };
+  },
+  emit: (e, [x], { axis }) => e.node('Softmax', [x!], { axis: e.int(axis) }),
+  // dx = y ⊙ (dy − Σ dy⊙y)
+  vjp: (dy, y, _x, { axis }) => [mul(y, sub(dy, reduceSum(mul(dy, y), [axis], true)))],
+});
+
+/** Softmax along `axis`; an additive mask (0 keep / large negative drop) is added first. */
+export function softmax(x: Tensor, axis = -1, additiveMask?: Tensor): Tensor {
+  const z = additiveMask ? add(x, additiveMask) : x;
+  return z.trace.apply(softmaxOp, [z], { axis: normAxis(axis, z.rank) });
+}
+
+// ---------------------------------------------------------------- GELU (composites)
+
+const SQRT1_2 = Math.SQRT1_2;
+const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+
+export const geluOp = defineOp({
+  name: 'gelu',
+  infer: ([x]) => ({ shape: [...x!.shape], dtype: x!.dtype }),
+  emit: (e, [x]) => e.node('Gelu', [x!]),
+  decompose: ([x]) => mul(mul(x!, 0.5), add(erf(mul(x!, SQRT1_2)), 1)),
+});
+
+/** GELU, exact erf form 0.5·x·(1 + erf(x/√2)) (torch nn.GELU(), diffusers act_fn "gelu"). */
+export const gelu = (x: Tensor) => x.trace.apply(geluOp, [x], {});
+
+export const geluTanhOp = defineOp({
+  name: 'geluTanh',
+  infer: ([x]) => ({ shape: [...x!.shape], dtype: x!.dtype }),
+  emit: (e, [x]) => e.node('Gelu', [x!], { approximate: e.str('tanh') }),
+  decompose: ([x]) => {
+    const inner = mul(add(x!, mul(mul(mul(x!, x!), x!), 0.044715)), SQRT_2_OVER_PI);
+    return mul(mul(x!, 0.5), add(tanh(inner), 1));
+  },
+});
+
+/** gelu_new / tanh-approximate GELU, used by T5 v1.1's gated feed-forward. */
+export const geluTanh = (x: Tensor) => x.trace.apply(geluTanhOp, [x], {});
+
+// ---------------------------------------------------------------- normalisation (composites)
+
+function ones(like: Tensor, n: number): Tensor {
+  return like.trace.constant(NDArray.f32([n], new Float32Array(n).fill(1)));
+}
+
+/** (x − mean) / sqrt(var + eps) over the given axes (biased variance, as torch). */
+function standardize(x: Tensor, axes: number[], eps: number): Tensor {
+  const mu = reduceMean(x, axes, true);
+  const xc = sub(x, mu);
+  const v = reduceMean(mul(xc, xc), axes, true);
+  return mul(xc, rsqrt(add(v, eps)));
+}
+
+export const layerNormOp = defineOp<{ eps: number }>({
+  name: 'layerNorm',
+  infer: ([x, w, b]) => {
+    const d = x!.shape[x!.rank - 1]!;
+    for (const p of [w, b])
+      if (p && (p.rank !== 1 || p.shape[0] !== d)) throw new Error(`weight/bias must be [${d}]`);
+    return { shape: [...x!.shape], dtype: x!.dtype };
+  },
+  emit: (e, [x, w, b], { eps }) =>
+    e.node('LayerNormalization', [x!, w!, b ?? ''], { axis: e.int(-1), epsilon: e.float(eps) }),
+  decompose: ([x, w, b], { eps }) => {
+    let y = standardize(x!, [x!.rank - 1], eps);
+    if (w) y = mul(y, w);
+    if (b) y = add(y, b);
+    return y;
+  },
+});
+
+/** LayerNorm over the last dim (torch.nn.LayerNorm). */
+export function layerNorm(x: Tensor, weight?: Tensor, bias?: Tensor, eps = 1e-5): Tensor {
+  // ONNX LayerNormalization requires a scale input.
+  const ins = [x, weight ?? ones(x, x.shape[x.rank - 1]!)];
+  if (bias) ins.push(bias);
+  return x.trace.apply(layerNormOp, ins, { eps });
+}
+
+export const rmsNormOp = defineOp<{ eps: number }>({
+  name: 'rmsNorm',
+  infer: ([x, w]) => {
+    const d = x!.shape[x!.rank - 1]!;
+    if (w!.rank !== 1 || w!.shape[0] !== d) throw new Error(`weight must be [${d}]`);
+    return { shape: [...x!.shape], dtype: x!.dtype };
+  },
+  // ORT registers SimplifiedLayerNormalization (RMS norm) in the default domain (notes §1).
+  emit: (e, [x, w], { eps }) =>
+    e.node('SimplifiedLayerNormalization', [x!, w!], { axis: e.int(-1), epsilon: e.float(eps) }),
+  decompose: ([x, w], { eps }) =>
+    mul(mul(x!, rsqrt(add(reduceMean(mul(x!, x!), [x!.rank - 1], true), eps))), w!),
+});
+
+/** T5 LayerNorm: x / sqrt(mean(x²) + eps) · w — no mean subtraction, no bias. */
+export function rmsNorm(x: Tensor, weight: Tensor, eps = 1e-6): Tensor {
+  return x.trace.apply(rmsNormOp, [x, weight], { eps });
+}
+
+export const groupNormOp = defineOp<{ groups: number; eps: number }>({
+  name: 'groupNorm',
+  infer: ([x, w, b], { groups }) => {
+    const c = x!.shape[1]!;
+    if (x!.rank < 2) throw new Error('input must be [N, C, ...]');
+    if (c % groups !== 0) throw new Error(`${c} channels are not divisible into ${groups} groups`);
+    for (const p of [w, b])
+      if (p && (p.rank !== 1 || p.shape[0] !== c)) throw new Error(`weight/bias must be [${c}]`);
+    return { shape: [...x!.shape], dtype: x!.dtype };
+  },
+  // InstanceNormalization over [N, G, rest] is a native kernel; GroupNormalization-21 is not (notes §1).
+  emit: (e, [x, w, b], { groups, eps }, out) => {
+    const [n, c] = out.shape as [number, number];
+    const g = e.node('Reshape', [x!, e.constI64([n, groups, -1])]);
+    const onesG = e.constTensor(NDArray.f32([groups], new Float32Array(groups).fill(1)));
+    const zerosG = e.constTensor(NDArray.f32([groups]));
+    const normed = e.node('InstanceNormalization', [g, onesG, zerosG], { epsilon: e.float(eps) });
+    let y = e.node('Reshape', [normed, e.constI64(out.shape)]);
+    const affine = [c, ...out.shape.slice(2).map(() => 1)];
+    if (w) y = e.node('Mul', [y, e.node('Reshape', [w, e.constI64(affine)])]);
+    if (b) y = e.node('Add', [y, e.node('Reshape', [b, e.constI64(affine)])]);
+    return y;
+  },
+  decompose: ([x, w, b], { groups, eps }) => {
+    const [n, c] = x!.shape as [number, number];
+    const y = reshape(standardize(reshape(x!, [n, groups, -1]), [2], eps), x!.shape);
+    const affine = [c, ...x!.shape.slice(2).map(() => 1)];
+    let out = y;
+    if (w) out = mul(out, reshape(w, affine));
+    if (b) out = add(out, reshape(b, affine));
+    return out;
+  },
+});
+
+/** GroupNorm over [N, C, ...] with per-channel affine (torch.nn.GroupNorm). */
+export function groupNorm(x: Tensor, groups: number, weight?: Tensor, bias?: Tensor, eps = 1e-5): Tensor {
+  const ins = [x];
+  if (weight) ins.push(weight);
+  else if (bias) ins.push(ones(x, x.shape[1]!));
+  if (bias) ins.push(bias);
+  return x.trace.apply(groupNormOp, ins, { groups, eps });
+}
+
+// ---------------------------------------------------------------- attention (composite)
+
+export interface AttentionOptions {
+  numHeads: number;
+  /** Multiplier of QKᵀ; default 1/√(head dim). T5 uses 1. */
+  scale?: number;
+  /** Additive bias broadcast to [B, H, S, T] (padding masks, T5 relative positions). */
+  bias?: Tensor;
+}
+
+export const attentionOp = defineOp<{ numHeads: number; scale: number; hasBias: boolean }>({
+  name: 'attention',
+  infer: ([q, k, v, bias], { numHeads }) => {
+    for (const t of [q, k, v]) if (t!.rank !== 3) throw new Error('q, k, v must be [B, L, heads·dim]');
+    const [b, s, dq] = q!.shape as [number, number, number];
+    const [bk, t, dk] = k!.shape as [number, number, number];
+    const [bv, tv, dv] = v!.shape as [number, number, number];
+    if (bk !== b || bv !== b) throw new Error('q, k, v batch sizes differ');
+    if (tv !== t) throw new Error(`k has ${t} positions but v has ${tv}`);
+    if (dq !== dk) throw new Error(`q width ${dq} ≠ k width ${dk}`);
+    if (dq % numHeads || dv % numHeads)
+      throw new Error(`widths ${dq}/${dv} not divisible by ${numHeads} heads`);
+    if (bias && (bias.rank !== 4 || bias.shape[2] !== s || bias.shape[3] !== t)) {
+      throw new Error(`bias must be [B|1, H|1, ${s}, ${t}]`);
+    }
+    return { shape: [b, s, dv], dtype: q!.dtype };
+  },
+  // com.microsoft MultiHeadAttention: tiled kernel, no [B,H,S,T] score tensor in memory (notes §3).
+  emit: (e, [q, k, v, bias], { numHeads, scale }) =>
+    e.node(
+      'MultiHeadAttention',
+      [q!, k!, v!, '', '', bias ?? ''],
+      { num_heads: e.int(numHeads), scale: e.float(scale) },
+      'com.microsoft',
+    ),
+  decompose: ([q, k, v, bias], { numHeads, scale }) => {
+    const heads = (t: Tensor) => {
+      const [b, l, d] = t.shape as [number, number, number];
+      return permute(reshape(t, [b, l, numHeads, d / numHeads]), [0, 2, 1, 3]);
+    };
+    const qh = heads(q!);
+    const kt = permute(heads(k!), [0, 1, 3, 2]);
+    let scores = mul(matmul(qh, kt), scale);
+    if (bias) scores = add(scores, bias);
+    const o = matmul(softmax(scores, -1), heads(v!));
+    const [b, h, s, dv] = o.shape as [number, number, number, number];
+    return reshape(permute(o, [0, 2, 1, 3]), [b, s, h * dv]);
+  },
+});
+
+/** Multi-head scaled dot-product attention on [B, L, heads·dim] tensors. */
+export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions): Tensor {
+  const headDim = q.shape[2]! / options.numHeads;
+  const ins = options.bias ? [q, k, v, options.bias] : [q, k, v];
+  return q.trace.apply(attentionOp, ins, {
+    numHeads: options.numHeads,
+    scale: options.scale ?? 1 / Math.sqrt(headDim),
+    hasBias: !!options.bias,
+  });
+}

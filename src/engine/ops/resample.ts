@@ -1,0 +1,56 @@
+import type { Tensor } from '../graph.js';
+import { NDArray } from '../ndarray.js';
+import { matmul } from './linalg.js';
+import { expand, reduceMean, reshape, transpose } from './reduce_shape.js';
+
+/** Nearest-neighbour ×2 upsampling of [N, C, H, W] (F.interpolate(scale_factor=2, mode="nearest")). */
+export function upsampleNearest2x(x: Tensor): Tensor {
+  const [n, c, h, w] = x.shape as [number, number, number, number];
+  const r = expand(reshape(x, [n, c, h, 1, w, 1]), [n, c, h, 2, w, 2]);
+  return reshape(r, [n, c, 2 * h, 2 * w]);
+}
+
+/**
+ * The [out, in] matrix of 1-D linear interpolation with torch's F.interpolate index rules,
+ * so that resizing is two matmuls: exact (each row has at most two non-zero weights, summed
+ * in torch's order) and differentiable with no extra gradient rule.
+ */
+export function linearInterpolationMatrix(inSize: number, outSize: number, alignCorners: boolean): NDArray {
+  const m = new Float32Array(outSize * inSize);
+  // torch computes source coordinates and lambdas in float32 (scalar_t) on CPU.
+  const f = Math.fround;
+  const scale = alignCorners ? (outSize > 1 ? f((inSize - 1) / (outSize - 1)) : 0) : f(inSize / outSize);
+  for (let o = 0; o < outSize; o++) {
+    let src = alignCorners ? f(scale * o) : f(f(scale * f(o + 0.5)) - 0.5);
+    if (src < 0) src = 0;
+    const i0 = Math.min(Math.floor(src), inSize - 1);
+    const i1 = i0 < inSize - 1 ? i0 + 1 : i0;
+    const l1 = f(src - i0);
+    const l0 = f(1 - l1);
+    m[o * inSize + i0] += l0;
+    m[o * inSize + i1] += l1;
+  }
+  return NDArray.f32([outSize, inSize], m);
+}
+
+/** Bilinear resize of [N, C, H, W] to [N, C, outH, outW] (F.interpolate mode="bilinear", no antialias). */
+export function resizeBilinear(x: Tensor, outH: number, outW: number, alignCorners: boolean): Tensor {
+  const [, , h, w] = x.shape as [number, number, number, number];
+  let y = x;
+  if (w !== outW) {
+    const aw = x.trace.constant(linearInterpolationMatrix(w, outW, alignCorners));
+    y = matmul(y, transpose(aw));
+  }
+  if (h !== outH) {
+    const ah = x.trace.constant(linearInterpolationMatrix(h, outH, alignCorners));
+    y = matmul(ah, y);
+  }
+  return y;
+}
+
+/** Average pooling with kernel = stride = k and no padding (F.avg_pool2d(x, k)). */
+export function avgPool2d(x: Tensor, k = 2): Tensor {
+  const [n, c, h, w] = x.shape as [number, number, number, number];
+  if (h % k || w % k) throw new Error(`avgPool2d: ${h}×${w} is not divisible by ${k}`);
+  return reduceMean(reshape(x, [n, c, h / k, k, w / k, k]), [3, 5]);
+}
