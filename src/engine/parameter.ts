@@ -1,4 +1,3 @@
-import type { DType } from './dtype.js';
 import { ImagenError } from './errors.js';
 import { type NDArray, shapeStr } from './ndarray.js';
 
@@ -9,16 +8,24 @@ import { type NDArray, shapeStr } from './ndarray.js';
  * The value may be absent until loaded (big checkpoints are materialised lazily, one
  * block at a time), and may be held in a 16-bit storage dtype; compute is float32.
  */
+/** How a fresh parameter is initialised (torch's defaults are expressed with these). */
+export type InitSpec =
+  | { kind: 'uniform'; bound: number }
+  | { kind: 'normal'; std: number }
+  | { kind: 'constant'; value: number };
+
 export class Parameter {
   value: NDArray | undefined;
   requiresGrad: boolean;
+  readonly init: InitSpec | undefined;
 
   constructor(
     readonly name: string,
     readonly shape: readonly number[],
-    options: { value?: NDArray; requiresGrad?: boolean; dtype?: DType } = {},
+    options: { value?: NDArray; requiresGrad?: boolean; init?: InitSpec } = {},
   ) {
     this.requiresGrad = options.requiresGrad ?? true;
+    this.init = options.init;
     if (options.value) this.set(options.value);
   }
 

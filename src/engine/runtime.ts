@@ -184,6 +184,10 @@ export class GradFunction {
     return { loss: Number(loss.toFloat32().data[0]), grads, outputs };
   }
 
+  get sessionCount(): number {
+    return this.inner.sessionCount;
+  }
+
   release(): Promise<void> {
     return this.inner.release();
   }
