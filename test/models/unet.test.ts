@@ -1,0 +1,46 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { Runtime } from '../../src/engine/index.js';
+import { UNet2DConditionModel } from '../../src/models/unet/unet.js';
+import { openSafetensors } from '../../src/platform/node/files.js';
+import { NodeBackend } from '../../src/platform/node/ort.js';
+import { fixture } from '../helpers/fixtures.js';
+import { maxAbsErr } from '../reference/fd.js';
+
+const rt = new Runtime(new NodeBackend({ threads: 2 }));
+
+async function parity(name: string, decompose: boolean) {
+  const dir = fixture(name)!;
+  const model = new UNet2DConditionModel(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')));
+  const weights = await openSafetensors(join(dir, 'diffusion_pytorch_model.safetensors'));
+  await model.loadStateDict(weights);
+  const inputs = await openSafetensors(join(dir, 'inputs.safetensors'));
+  const outputs = await openSafetensors(join(dir, 'outputs.safetensors'));
+  const feeds: Record<string, import('../../src/engine/index.js').NDArray> = {};
+  for (const k of inputs.keys()) feeds[k] = await inputs.get(k);
+  const f = rt.compile(
+    (i) =>
+      model.forward({
+        sample: i.sample!,
+        timestep: i.timestep!,
+        encoderHiddenStates: i.encoder_hidden_states!,
+        classLabels: i.class_labels,
+      }),
+    { decompose },
+  );
+  const got = (await f.run(feeds)).output!;
+  const want = await outputs.get('sample');
+  expect(got.shape).toEqual(want.shape);
+  const scale = Math.max(...Array.from(want.data as Float32Array, Math.abs));
+  const err = maxAbsErr(got.data as Float32Array, want) / scale;
+  console.log(`${name} (${decompose ? 'decomposed' : 'fused'}): max abs err relative to scale = ${err.toExponential(2)}`);
+  expect(err).toBeLessThan(1e-4);
+}
+
+describe.skipIf(!fixture('if-stage1-unet'))('IF UNet parity with diffusers', () => {
+  it('stage I fixture, fused ORT kernels', () => parity('if-stage1-unet', false));
+  it('stage I fixture, decomposed (training graph)', () => parity('if-stage1-unet', true));
+  it('stage II fixture, fused', () => parity('if-stage2-unet', false));
+  it('stage II fixture, decomposed', () => parity('if-stage2-unet', true));
+});
