@@ -1,0 +1,37 @@
+import { Command, CommanderError } from 'commander';
+import { ImagenError } from '../engine/errors.js';
+import { registerForward } from './commands/forward.js';
+import { registerInfo } from './commands/info.js';
+import { EXIT_OK, EXIT_USAGE, exitCodeFor } from './errors.js';
+import { VERSION } from './version.js';
+
+export function buildProgram(): Command {
+  const program = new Command('imagen')
+    .description(
+      'imagen-ts: Imagen / DeepFloyd IF text-to-image diffusion in TypeScript, executed by ONNX Runtime.',
+    )
+    .version(VERSION)
+    .showHelpAfterError('(run with --help for usage)')
+    .configureHelp({ showGlobalOptions: true })
+    .exitOverride();
+  registerInfo(program);
+  registerForward(program);
+  return program;
+}
+
+/** Run the CLI; returns the process exit code (0 ok, 2 bad usage/input, 1 other failure). */
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return EXIT_OK;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // --help and --version end through exitOverride with exit code 0.
+      return e.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
+    }
+    const msg = e instanceof ImagenError ? `error: ${e.message}` : `error: ${(e as Error)?.stack ?? e}`;
+    process.stderr.write(`${msg}\n`);
+    return exitCodeFor(e);
+  }
+}
