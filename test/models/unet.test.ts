@@ -34,7 +34,9 @@ async function parity(name: string, decompose: boolean) {
   expect(got.shape).toEqual(want.shape);
   const scale = Math.max(...Array.from(want.data as Float32Array, Math.abs));
   const err = maxAbsErr(got.data as Float32Array, want) / scale;
-  console.log(`${name} (${decompose ? 'decomposed' : 'fused'}): max abs err relative to scale = ${err.toExponential(2)}`);
+  console.log(
+    `${name} (${decompose ? 'decomposed' : 'fused'}): max abs err relative to scale = ${err.toExponential(2)}`,
+  );
   expect(err).toBeLessThan(1e-4);
 }
 
