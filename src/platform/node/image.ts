@@ -1,0 +1,45 @@
+import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import sharp from 'sharp';
+import { ImagenError } from '../../engine/errors.js';
+import type { RgbImage } from '../../io/image.js';
+import { atomicWriteFile } from './files.js';
+
+/** Decode any image sharp reads (PNG, JPEG, WebP, …) to RGB, optionally resized (cover + center crop). */
+export async function readImage(path: string, size?: { width: number; height: number }): Promise<RgbImage> {
+  try {
+    let img = sharp(path, { failOn: 'error' }).removeAlpha().toColourspace('srgb');
+    if (size) img = img.resize(size.width, size.height, { fit: 'cover', kernel: 'lanczos3' });
+    const { data, info } = await img.raw().toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3) throw new Error(`decoded ${info.channels} channels`);
+    return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
+  } catch (e) {
+    const msg = (e as Error).message;
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || /missing|no such file/i.test(msg)) {
+      throw new ImagenError('NOT_FOUND', `${path}: image file not found`);
+    }
+    throw new ImagenError('FILE_INVALID', `${path}: cannot decode image (${msg})`);
+  }
+}
+
+export async function encodePng(img: RgbImage): Promise<Uint8Array> {
+  const buf = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })
+    .png()
+    .toBuffer();
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.length);
+}
+
+/** Write a PNG atomically (a crash never leaves a half-written image). */
+export async function writePng(path: string, img: RgbImage): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  await atomicWriteFile(path, await encodePng(img));
+}
+
+/** Resize with a good filter (used where the pipeline does not prescribe torch's exact resize). */
+export async function resizeImage(img: RgbImage, width: number, height: number): Promise<RgbImage> {
+  const { data, info } = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })
+    .resize(width, height, { fit: 'fill', kernel: 'lanczos3' })
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
+}
