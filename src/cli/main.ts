@@ -1,7 +1,10 @@
 import { Command, CommanderError } from 'commander';
 import { ImagenError } from '../engine/errors.js';
+import { registerEncode } from './commands/encode.js';
 import { registerForward } from './commands/forward.js';
+import { registerGenerate } from './commands/generate.js';
 import { registerInfo } from './commands/info.js';
+import { registerTrain } from './commands/train.js';
 import { EXIT_OK, EXIT_USAGE, exitCodeFor } from './errors.js';
 import { VERSION } from './version.js';
 
@@ -16,6 +19,9 @@ export function buildProgram(): Command {
     .exitOverride();
   registerInfo(program);
   registerForward(program);
+  registerEncode(program);
+  registerTrain(program);
+  registerGenerate(program);
   return program;
 }
 
@@ -32,6 +38,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     const msg = e instanceof ImagenError ? `error: ${e.message}` : `error: ${(e as Error)?.stack ?? e}`;
     process.stderr.write(`${msg}\n`);
-    return exitCodeFor(e);
+    const explicit = (e as { exitCode?: unknown }).exitCode;
+    return typeof explicit === 'number' ? explicit : exitCodeFor(e);
   }
 }

@@ -1,0 +1,170 @@
+import { basename, extname, join } from 'node:path';
+import type { Command } from 'commander';
+import { ImagenError } from '../../engine/errors.js';
+import { tensorToImages } from '../../io/image.js';
+import { InMemoryT5Encoder } from '../../models/t5/t5_encoder.js';
+import type { ProgressEvent } from '../../pipelines/events.js';
+import { generateImages, type StageModels } from '../../pipelines/text_to_image.js';
+import { writePng } from '../../platform/node/image.js';
+import { loadPipelineFolder } from '../../platform/node/pipeline_folder.js';
+import { createRuntime } from '../../platform/node/runtime.js';
+import { usageError } from '../errors.js';
+import { logger, ProgressBar } from '../progress.js';
+
+interface GenerateFlags {
+  model: string;
+  srModel?: string;
+  out: string;
+  seed: string;
+  steps?: string;
+  srSteps?: string;
+  guidance?: string;
+  srGuidance?: string;
+  threshold?: string;
+  numImages: string;
+  negativePrompt: string;
+  noiseLevel: string;
+  sampler: string;
+  quiet: boolean;
+  json: boolean;
+  fp16: boolean;
+  cleanCaption: boolean;
+}
+
+function parseSteps(v: string | undefined): number | string | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (Number.isInteger(n)) {
+    if (n < 1 || n > 1000) throw usageError(`--steps must be in 1..1000 or a preset name, got "${v}"`);
+    return n;
+  }
+  return v;
+}
+
+function parseNumber(v: string | undefined, flag: string, min: number, max: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < min || n > max) throw usageError(`${flag} must be a number in [${min}, ${max}], got "${v}"`);
+  return n;
+}
+
+/** out.png → out.png, out-1.png, … for several images. */
+function outputPaths(out: string, n: number): string[] {
+  if (n === 1) return [out];
+  const ext = extname(out) || '.png';
+  const stem = join(out.slice(0, out.length - basename(out).length), basename(out, ext));
+  return Array.from({ length: n }, (_, i) => `${stem}-${i}${ext}`);
+}
+
+export function registerGenerate(program: Command): void {
+  program
+    .command('generate')
+    .description(
+      'Generate images from a text prompt with a cascade: stage I (text → 64×64 for IF) and optionally a\n' +
+        'super-resolution stage (--sr-model). Sampling uses classifier-free guidance and dynamic thresholding.',
+    )
+    .argument('<prompt>', 'the text prompt')
+    .requiredOption('--model <dir>', 'stage-I pipeline folder (model_index.json, unet/, scheduler/, text_encoder/, tokenizer/)')
+    .option('--sr-model <dir>', 'super-resolution pipeline folder (stage II); reuses stage I\'s text embeddings')
+    .option('--out <file>', 'output PNG (several images: out-0.png, out-1.png, …)', 'out.png')
+    .option('--seed <n>', 'random seed: the same seed gives the same image on the same machine', '0')
+    .option('--steps <n|preset>', 'stage-I steps (e.g. 50) or an IF preset (fast27, smart27, smart50, smart100, smart185) [default: 100]')
+    .option('--sr-steps <n|preset>', 'stage-II steps or preset (super27, super40, super100, smart50, …) [default: 50]')
+    .option('--guidance <f>', 'stage-I classifier-free guidance scale [default: 7]')
+    .option('--sr-guidance <f>', 'stage-II guidance scale [default: 4]')
+    .option('--threshold <kind>', 'dynamic | static | none [default: the scheduler config: dynamic for IF]')
+    .option('--num-images <n>', 'images per prompt', '1')
+    .option('--negative-prompt <text>', 'what to steer away from (the unconditional branch)', '')
+    .option('--noise-level <n>', 'stage-II noise-conditioning augmentation level 0..999', '250')
+    .option('--sampler <name>', 'ddpm | ddim', 'ddpm')
+    .option('--fp16', 'load *.fp16.safetensors weight variants', false)
+    .option('--no-clean-caption', 'skip IF caption cleaning (lower-case + strip only)')
+    .option('--quiet', 'no progress output', false)
+    .option('--json', 'print a JSON result on stdout', false)
+    .addHelpText(
+      'after',
+      '\nExamples:\n  imagen generate "a red circle to the left of a blue square" --model my-model --out x.png\n' +
+        '  imagen generate "a green sign that says HELLO" --model IF-I-XL-v1.0 --sr-model IF-II-L-v1.0 --steps smart50',
+    )
+    .action(async (prompt: string, f: GenerateFlags) => {
+      const say = logger(f.quiet || f.json);
+      const numImages = Number(f.numImages);
+      if (!Number.isInteger(numImages) || numImages < 1 || numImages > 64) throw usageError('--num-images must be an integer in 1..64');
+      const seed = Number(f.seed);
+      if (!Number.isSafeInteger(seed) || seed < 0) throw usageError(`--seed must be a non-negative integer, got "${f.seed}"`);
+      if (f.threshold && !['dynamic', 'static', 'none'].includes(f.threshold)) {
+        throw usageError(`--threshold must be dynamic, static or none, got "${f.threshold}"`);
+      }
+      if (f.sampler !== 'ddpm' && f.sampler !== 'ddim') throw usageError(`--sampler must be ddpm or ddim`);
+      const noiseLevel = parseNumber(f.noiseLevel, '--noise-level', 0, 999)!;
+      if (!Number.isInteger(noiseLevel)) throw usageError('--noise-level must be an integer');
+      const variant = f.fp16 ? { variant: 'fp16' as const } : {};
+
+      const base = await loadPipelineFolder(f.model, variant);
+      if (base.stage !== 'base') {
+        throw new ImagenError('CONFIG_INVALID', `${f.model} is a super-resolution pipeline; pass it as --sr-model and give a stage-I --model`);
+      }
+      const sr = f.srModel ? await loadPipelineFolder(f.srModel, variant) : undefined;
+      if (sr && sr.stage !== 'sr') throw new ImagenError('CONFIG_INVALID', `${f.srModel} is a stage-I pipeline, not super-resolution`);
+      for (const p of [base, sr]) {
+        if (p?.notApplied.length) say(`note: ${p.dir}: ${p.notApplied.join(', ')} present but not applied by imagen-ts`);
+      }
+      if (!base.textEncoder || !base.tokenizer) throw new ImagenError('NOT_FOUND', `${f.model}: no text_encoder/tokenizer`);
+      const rt = createRuntime();
+      const encoder = new InMemoryT5Encoder(base.textEncoder, rt);
+      const bars = new Map<string, ProgressBar>();
+      const t0 = performance.now();
+      const onProgress = (e: ProgressEvent) => {
+        if (e.status === 'step') {
+          let bar = bars.get(e.stage);
+          if (!bar) {
+            bar = new ProgressBar(e.stage, 't={t}', { quiet: f.quiet || f.json });
+            bar.start(e.total, 0, { t: e.t });
+            bars.set(e.stage, bar);
+          }
+          bar.update(e.step, { t: e.t });
+        } else if (e.status === 'done') bars.get(e.stage)?.stop();
+      };
+      const toStage = (p: typeof base): StageModels => ({
+        unet: p.unet,
+        schedule: p.schedule,
+        imageNoisingSchedule: p.imageNoisingSchedule,
+      });
+      let result: Awaited<ReturnType<typeof generateImages>>;
+      try {
+        result = await generateImages(rt, { encoder, tokenizer: base.tokenizer, maxLength: base.maxTextLength }, toStage(base), sr && toStage(sr), {
+          prompt,
+          negativePrompt: f.negativePrompt,
+          numImagesPerPrompt: numImages,
+          seed,
+          cleanCaption: f.cleanCaption,
+          base: {
+            steps: parseSteps(f.steps),
+            guidanceScale: parseNumber(f.guidance, '--guidance', 0, 100),
+            thresholding: f.threshold as 'dynamic' | undefined,
+            sampler: f.sampler as 'ddpm',
+          },
+          sr: {
+            steps: parseSteps(f.srSteps),
+            guidanceScale: parseNumber(f.srGuidance, '--sr-guidance', 0, 100),
+            thresholding: f.threshold as 'dynamic' | undefined,
+            sampler: f.sampler as 'ddpm',
+            noiseLevel,
+          },
+          onProgress,
+        });
+      } finally {
+        for (const b of bars.values()) b.stop();
+        await encoder.release();
+      }
+      const images = tensorToImages(result.sr ?? result.base);
+      const paths = outputPaths(f.out, images.length);
+      for (const [i, img] of images.entries()) await writePng(paths[i]!, img);
+      const seconds = (performance.now() - t0) / 1000;
+      if (f.json) {
+        process.stdout.write(
+          `${JSON.stringify({ prompt, seed, images: paths, width: images[0]!.width, height: images[0]!.height, seconds })}\n`,
+        );
+      } else say(`wrote ${paths.join(', ')} (${images[0]!.width}×${images[0]!.height}, ${seconds.toFixed(1)} s)`);
+    });
+}

@@ -1,0 +1,126 @@
+import type { Command } from 'commander';
+import { ImagenError } from '../../engine/errors.js';
+import { parseTrainConfig, tinyTrainConfig } from '../../train/config.js';
+import { readJson } from '../../platform/node/config.js';
+import { createRuntime } from '../../platform/node/runtime.js';
+import { runTraining } from '../../platform/node/train_run.js';
+import { usageError } from '../errors.js';
+import { logger, ProgressBar } from '../progress.js';
+
+interface TrainFlags {
+  data: string;
+  out: string;
+  config?: string;
+  stage: string;
+  resolution?: string;
+  steps?: string;
+  batch?: string;
+  lr?: string;
+  seed?: string;
+  resume: boolean;
+  checkpointEvery: string;
+  quiet: boolean;
+  json: boolean;
+}
+
+function posInt(v: string | undefined, flag: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw usageError(`${flag} must be a positive integer, got "${v}"`);
+  return n;
+}
+
+export function registerTrain(program: Command): void {
+  program
+    .command('train')
+    .description(
+      'Train a cascade stage (base text→image, or super-resolution) on a folder of captioned images.\n' +
+        'The folder holds images plus metadata.jsonl (file_name, text) — the Hugging Face imagefolder layout —\n' +
+        'or image.png + image.txt pairs. OUT becomes a diffusers pipeline folder; OUT/checkpoint holds the exact\n' +
+        'resume state (weights, AdamW moments, EMA, RNG, data order), written every --checkpoint-every steps and\n' +
+        'on Ctrl-C / SIGTERM. OUT/loss.jsonl logs every step.',
+    )
+    .requiredOption('--data <dir>', 'captioned image folder')
+    .requiredOption('--out <dir>', 'output pipeline folder')
+    .option('--config <file>', 'training config JSON (model configs + hyperparameters); default: a tiny model')
+    .option('--stage <stage>', 'base | sr (used when no --config is given)', 'base')
+    .option('--resolution <px>', 'training resolution when no --config is given (default 32 base, 64 sr)')
+    .option('--steps <n>', 'total optimisation steps (overrides the config)')
+    .option('--batch <n>', 'batch size (overrides the config)')
+    .option('--lr <f>', 'learning rate (overrides the config)')
+    .option('--seed <n>', 'random seed (overrides the config)')
+    .option('--resume', 'continue from OUT/checkpoint, bit-identical to an uninterrupted run', false)
+    .option('--checkpoint-every <n>', 'steps between checkpoints', '500')
+    .option('--quiet', 'no progress bar or messages', false)
+    .option('--json', 'print a JSON summary on stdout at the end', false)
+    .addHelpText(
+      'after',
+      '\nExamples:\n  imagen train --data shapes/ --out my-model --steps 2000\n' +
+        '  imagen train --data shapes/ --out my-sr --stage sr --steps 1000\n  imagen train --data shapes/ --out my-model --resume',
+    )
+    .action(async (f: TrainFlags) => {
+      if (f.stage !== 'base' && f.stage !== 'sr') throw usageError(`--stage must be base or sr, got "${f.stage}"`);
+      const say = logger(f.quiet);
+      const config = f.config
+        ? parseTrainConfig(await readJson(f.config), f.config)
+        : tinyTrainConfig(f.stage, posInt(f.resolution, '--resolution') ?? (f.stage === 'base' ? 32 : 64));
+      const overrides: Record<string, number> = {};
+      const steps = posInt(f.steps, '--steps');
+      const batch = posInt(f.batch, '--batch');
+      const seed = f.seed === undefined ? undefined : Number(f.seed);
+      if (steps) overrides.maxSteps = steps;
+      if (batch) overrides.batchSize = batch;
+      if (seed !== undefined) {
+        if (!Number.isInteger(seed) || seed < 0) throw usageError(`--seed must be a non-negative integer`);
+        overrides.seed = seed;
+      }
+      if (f.lr !== undefined) {
+        const lr = Number(f.lr);
+        if (!(lr > 0 && lr < 1)) throw usageError(`--lr must be a number in (0, 1), got "${f.lr}"`);
+        overrides.learningRate = lr;
+      }
+      const stop = { stop: false };
+      const onSignal = (sig: string) => {
+        if (stop.stop) process.exit(130);
+        stop.stop = true;
+        say(`\n${sig}: finishing the current step and writing a checkpoint (press again to abort)`);
+      };
+      const sigint = () => onSignal('SIGINT');
+      const sigterm = () => onSignal('SIGTERM');
+      process.on('SIGINT', sigint);
+      process.on('SIGTERM', sigterm);
+      const bar = new ProgressBar('train', 'loss {loss} | {ips} img/s', { quiet: f.quiet });
+      let started = false;
+      try {
+        const r = await runTraining({
+          dataDir: f.data,
+          outDir: f.out,
+          config,
+          overrides,
+          resume: f.resume,
+          checkpointEvery: posInt(f.checkpointEvery, '--checkpoint-every'),
+          runtime: createRuntime(),
+          stopSignal: stop,
+          onMessage: say,
+          onStep: (s) => {
+            if (!started) {
+              bar.start(s.maxSteps, s.step - 1, { loss: '-', ips: '-' });
+              started = true;
+            }
+            bar.update(s.step, { loss: s.loss.toFixed(4), ips: s.imagesPerSecond.toFixed(1) });
+          },
+        });
+        bar.stop();
+        if (f.json) process.stdout.write(`${JSON.stringify({ out: f.out, ...r })}\n`);
+        say(`${r.stoppedEarly ? 'stopped' : 'finished'} at step ${r.step}; pipeline written to ${f.out}`);
+        if (r.stoppedEarly) {
+          say(`resume with: imagen train --data ${f.data} --out ${f.out} --resume`);
+          throw Object.assign(new ImagenError('ABORTED', 'training interrupted (checkpoint saved)'), { exitCode: 130 });
+        }
+      } finally {
+        bar.stop();
+        process.off('SIGINT', sigint);
+        process.off('SIGTERM', sigterm);
+      }
+    });
+}

@@ -1,0 +1,141 @@
+import { ImagenError } from '../engine/errors.js';
+import { NDArray } from '../engine/ndarray.js';
+import type { Runtime } from '../engine/runtime.js';
+import { Generator } from '../diffusion/noise.js';
+import type { SamplerName } from '../diffusion/sample.js';
+import type { Schedule } from '../diffusion/schedule.js';
+import { parseThresholding, thresholdingFromConfig } from '../diffusion/thresholding.js';
+import { setTimesteps, type TimestepRequest } from '../diffusion/timesteps.js';
+import { encodePrompts, type T5TextEncoder } from '../models/t5/t5_encoder.js';
+import type { UNet2DConditionModel } from '../models/unet/unet.js';
+import type { TextTokenizer } from '../text/tokenizer.js';
+import type { ProgressEvent } from './events.js';
+import { superResolution, type TextConditioning, textToImage } from './if_pipeline.js';
+import { UNetRunner } from './unet_runner.js';
+
+export interface StageModels {
+  unet: UNet2DConditionModel;
+  schedule: Schedule;
+  imageNoisingSchedule?: Schedule;
+}
+
+export interface TextModels {
+  encoder: T5TextEncoder;
+  tokenizer: TextTokenizer;
+  maxLength: number;
+}
+
+export interface StageOptions {
+  steps?: TimestepRequest;
+  guidanceScale?: number;
+  /** 'dynamic' | 'static' | 'none'; default: the scheduler config's choice. */
+  thresholding?: 'dynamic' | 'static' | 'none';
+  sampler?: SamplerName;
+}
+
+export interface GenerateOptions {
+  prompt: string | readonly string[];
+  negativePrompt?: string;
+  numImagesPerPrompt?: number;
+  seed?: number;
+  cleanCaption?: boolean;
+  base?: StageOptions;
+  sr?: StageOptions & { noiseLevel?: number };
+  /** Precomputed embeddings (`imagen encode`), instead of running the text encoder. */
+  embeddings?: TextConditioning;
+  onProgress?: (e: ProgressEvent) => void | Promise<void>;
+  signal?: AbortSignal;
+}
+
+/** IF's published defaults per stage (diffusers IFPipeline / IFSuperResolutionPipeline). */
+export const IF_DEFAULTS = {
+  base: { steps: 100 as TimestepRequest, guidanceScale: 7.0 },
+  sr: { steps: 50 as TimestepRequest, guidanceScale: 4.0, noiseLevel: 250 },
+};
+
+function repeatRows(a: NDArray, times: number): NDArray {
+  if (times === 1) return a;
+  const [b, ...rest] = a.shape as number[];
+  const per = rest.reduce((x, y) => x * y, 1);
+  const src = a.data as Float32Array;
+  const out = new Float32Array(b! * times * per);
+  for (let i = 0; i < b!; i++) for (let r = 0; r < times; r++) out.set(src.subarray(i * per, (i + 1) * per), (i * times + r) * per);
+  return new NDArray(a.dtype, [b! * times, ...rest], out);
+}
+
+/**
+ * Text → image through the cascade: encode the prompt once (stage II reuses stage I's
+ * embeddings, as IF does), stage I at its native size, then optional super-resolution.
+ * Returns every stage's output in [−1, 1].
+ */
+export async function generateImages(
+  rt: Runtime,
+  text: TextModels | undefined,
+  base: StageModels,
+  sr: StageModels | undefined,
+  o: GenerateOptions,
+): Promise<{ base: NDArray; sr?: NDArray }> {
+  const prompts = typeof o.prompt === 'string' ? [o.prompt] : [...o.prompt];
+  const per = o.numImagesPerPrompt ?? 1;
+  if (!Number.isInteger(per) || per < 1) throw new ImagenError('BAD_INPUT', `num images must be a positive integer, got ${per}`);
+  const gen = new Generator(o.seed ?? 0);
+  let cond = o.embeddings;
+  if (!cond) {
+    if (!text) throw new ImagenError('BAD_INPUT', 'no text encoder in this model folder: pass precomputed embeddings');
+    await o.onProgress?.({ status: 'encode', prompts: prompts.length });
+    const e = await encodePrompts(text.encoder, text.tokenizer, prompts, {
+      maxLength: text.maxLength,
+      cleanCaption: o.cleanCaption ?? true,
+      negativePrompt: o.negativePrompt ?? '',
+    });
+    cond = { promptEmbeds: e.promptEmbeds, negativePromptEmbeds: e.negativePromptEmbeds };
+  }
+  cond = {
+    promptEmbeds: repeatRows(cond.promptEmbeds, per),
+    negativePromptEmbeds: cond.negativePromptEmbeds && repeatRows(cond.negativePromptEmbeds, per),
+  };
+
+  const runStage = async (
+    name: string,
+    models: StageModels,
+    opts: StageOptions | undefined,
+    defaults: { steps: TimestepRequest; guidanceScale: number },
+    run: (runner: UNetRunner, common: Parameters<typeof textToImage>[3]) => Promise<NDArray>,
+  ) => {
+    const runner = new UNetRunner(rt, models.unet);
+    const cfg = models.schedule.config;
+    const timesteps = setTimesteps(opts?.steps ?? defaults.steps, cfg);
+    try {
+      return await run(runner, {
+        schedule: models.schedule,
+        timesteps,
+        guidanceScale: opts?.guidanceScale ?? defaults.guidanceScale,
+        thresholding: opts?.thresholding ? parseThresholding(opts.thresholding, cfg) : thresholdingFromConfig(cfg),
+        sampler: opts?.sampler,
+        generator: gen,
+        signal: o.signal,
+        onStep: (s) =>
+          o.onProgress?.({ status: 'step', stage: name, step: s.i + 1, total: s.total, t: s.t, predOriginalSample: s.predOriginalSample }),
+      });
+    } finally {
+      await runner.release();
+      await o.onProgress?.({ status: 'done', stage: name });
+    }
+  };
+
+  const size = base.unet.config.sample_size;
+  const baseOut = await runStage('stage I', base, o.base, IF_DEFAULTS.base, (runner, common) =>
+    textToImage(runner, cond!, { height: size, width: size }, common),
+  );
+  if (!sr) return { base: baseOut };
+  if (!sr.imageNoisingSchedule) throw new ImagenError('CONFIG_INVALID', 'the super-resolution model has no image noising scheduler');
+  const hi = sr.unet.config.sample_size;
+  const srOut = await runStage('stage II', sr, o.sr, IF_DEFAULTS.sr, (runner, common) =>
+    superResolution(rt, runner, cond!, baseOut, { height: hi, width: hi }, {
+      ...common,
+      noiseLevel: o.sr?.noiseLevel ?? IF_DEFAULTS.sr.noiseLevel,
+      imageNoisingSchedule: sr.imageNoisingSchedule!,
+    }),
+  );
+  return { base: baseOut, sr: srOut };
+}

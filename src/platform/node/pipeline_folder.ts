@@ -1,0 +1,167 @@
+import { mkdir, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ImagenError } from '../../engine/errors.js';
+import type { NDArray } from '../../engine/ndarray.js';
+import { makeSchedule, parseSchedulerConfig, type Schedule } from '../../diffusion/schedule.js';
+import { T5Encoder } from '../../models/t5/t5_encoder.js';
+import type { UNetConfig } from '../../models/unet/config.js';
+import type { UNet2DConditionModel } from '../../models/unet/unet.js';
+import type { TextTokenizer } from '../../text/tokenizer.js';
+import { isDirectory, readJson } from './config.js';
+import { atomicWriteFile, writeSafetensors } from './files.js';
+import { loadT5EncoderModule } from './t5_loader.js';
+import { loadTokenizer } from './tokenizer_files.js';
+import { loadUNet } from './unet_loader.js';
+
+const DIFFUSERS_VERSION = '0.30.0';
+
+export function unetConfigJson(cfg: UNetConfig): Record<string, unknown> {
+  return { _class_name: 'UNet2DConditionModel', _diffusers_version: DIFFUSERS_VERSION, ...cfg };
+}
+
+async function writeJson(path: string, value: unknown): Promise<void> {
+  await atomicWriteFile(path, `${JSON.stringify(value, null, 2)}\n`);
+}
+
+export interface PipelineParts {
+  stage: 'base' | 'sr';
+  unet: UNet2DConditionModel;
+  /** Weights to store for the UNet and text encoder (e.g. the EMA copy); default: current values. */
+  weights?: Map<string, NDArray>;
+  textEncoder?: { module: T5Encoder; configJson: Record<string, unknown> };
+  tokenizer?: { type: 'byt5'; maxLength: number } | { files: Record<string, Uint8Array | string> };
+  scheduler: Record<string, unknown>;
+  imageNoisingScheduler?: Record<string, unknown>;
+}
+
+function pick(params: { name: string; value?: NDArray }[], weights?: Map<string, NDArray>): Record<string, NDArray> {
+  const out: Record<string, NDArray> = {};
+  for (const p of params) {
+    const v = weights?.get(p.name) ?? p.value;
+    if (!v) throw new ImagenError('WEIGHTS_MISMATCH', `parameter ${p.name} has no value to save`);
+    out[p.name] = v;
+  }
+  return out;
+}
+
+/**
+ * Write a diffusers pipeline folder (model_index.json, unet/, scheduler/, text_encoder/,
+ * tokenizer/, and image_noising_scheduler/ for super-resolution): every file atomically, in the
+ * names and formats diffusers and transformers load.
+ */
+export async function savePipelineFolder(dir: string, parts: PipelineParts): Promise<void> {
+  const sr = parts.stage === 'sr';
+  await mkdir(dir, { recursive: true });
+  const index: Record<string, unknown> = {
+    _class_name: sr ? 'IFSuperResolutionPipeline' : 'IFPipeline',
+    _diffusers_version: DIFFUSERS_VERSION,
+    feature_extractor: [null, null],
+    safety_checker: [null, null],
+    watermarker: [null, null],
+    requires_safety_checker: false,
+    scheduler: ['diffusers', 'DDPMScheduler'],
+    unet: ['diffusers', 'UNet2DConditionModel'],
+    text_encoder: parts.textEncoder ? ['transformers', 'T5EncoderModel'] : [null, null],
+    tokenizer: parts.tokenizer
+      ? ['transformers', 'type' in parts.tokenizer ? 'ByT5Tokenizer' : 'T5Tokenizer']
+      : [null, null],
+  };
+  if (sr) index.image_noising_scheduler = ['diffusers', 'DDPMScheduler'];
+
+  await mkdir(join(dir, 'unet'), { recursive: true });
+  await writeJson(join(dir, 'unet', 'config.json'), unetConfigJson(parts.unet.config));
+  await writeSafetensors(join(dir, 'unet', 'diffusion_pytorch_model.safetensors'), pick(parts.unet.parameters(), parts.weights), {
+    format: 'pt',
+  });
+  await mkdir(join(dir, 'scheduler'), { recursive: true });
+  await writeJson(join(dir, 'scheduler', 'scheduler_config.json'), parts.scheduler);
+  if (sr) {
+    await mkdir(join(dir, 'image_noising_scheduler'), { recursive: true });
+    await writeJson(join(dir, 'image_noising_scheduler', 'scheduler_config.json'), parts.imageNoisingScheduler ?? {});
+  }
+  if (parts.textEncoder) {
+    await mkdir(join(dir, 'text_encoder'), { recursive: true });
+    await writeJson(join(dir, 'text_encoder', 'config.json'), parts.textEncoder.configJson);
+    await writeSafetensors(
+      join(dir, 'text_encoder', 'model.safetensors'),
+      pick(parts.textEncoder.module.parameters(), parts.weights),
+      { format: 'pt' },
+    );
+  }
+  if (parts.tokenizer) {
+    const t = join(dir, 'tokenizer');
+    await mkdir(t, { recursive: true });
+    if ('type' in parts.tokenizer) {
+      await writeJson(join(t, 'tokenizer_config.json'), {
+        tokenizer_class: 'ByT5Tokenizer',
+        extra_ids: 125,
+        model_max_length: parts.tokenizer.maxLength,
+        eos_token: '</s>',
+        pad_token: '<pad>',
+        unk_token: '<unk>',
+      });
+      await writeJson(join(t, 'special_tokens_map.json'), { eos_token: '</s>', pad_token: '<pad>', unk_token: '<unk>' });
+    } else {
+      for (const [name, data] of Object.entries(parts.tokenizer.files)) await atomicWriteFile(join(t, name), data);
+    }
+  }
+  await writeJson(join(dir, 'model_index.json'), index);
+}
+
+export interface LoadedPipeline {
+  dir: string;
+  stage: 'base' | 'sr';
+  unet: UNet2DConditionModel;
+  textEncoder?: T5Encoder;
+  tokenizer?: TextTokenizer;
+  /** Token length prompts are padded to (tokenizer_config.json model_max_length, else IF's 77). */
+  maxTextLength: number;
+  schedule: Schedule;
+  imageNoisingSchedule?: Schedule;
+  /** Optional components present in the folder that imagen-ts does not apply (told to the user). */
+  notApplied: string[];
+}
+
+const OPTIONAL = ['safety_checker', 'feature_extractor', 'watermarker'];
+
+/** Load a diffusers IF pipeline folder (ours or DeepFloyd's), listing anything missing in one error. */
+export async function loadPipelineFolder(dir: string, options: { variant?: 'fp16' } = {}): Promise<LoadedPipeline> {
+  if (!(await isDirectory(dir))) throw new ImagenError('NOT_FOUND', `${dir}: no such model folder`);
+  const index = (await readJson(join(dir, 'model_index.json')).catch((e) => {
+    if (e instanceof ImagenError && e.code === 'NOT_FOUND') {
+      throw new ImagenError('NOT_FOUND', `${dir} is not a pipeline folder: model_index.json is missing`);
+    }
+    throw e;
+  })) as Record<string, unknown>;
+  const listed = (k: string) => Array.isArray(index[k]) && (index[k] as unknown[])[0] !== null;
+  const sr = listed('image_noising_scheduler') || index._class_name === 'IFSuperResolutionPipeline';
+  const required = ['unet', 'scheduler', ...(sr ? ['image_noising_scheduler'] : [])];
+  const present = new Set(await readdir(dir));
+  const missing = required.filter((k) => !present.has(k));
+  for (const k of ['text_encoder', 'tokenizer']) if (listed(k) && !present.has(k)) missing.push(k);
+  if (missing.length) {
+    throw new ImagenError('NOT_FOUND', `${dir}: pipeline folder is missing ${missing.join(', ')}`);
+  }
+  const unet = await loadUNet(join(dir, 'unet'), options);
+  const sched = (sub: string) =>
+    readJson(join(dir, sub, 'scheduler_config.json')).then((j) => makeSchedule(parseSchedulerConfig(j)));
+  const loaded: LoadedPipeline = {
+    dir,
+    stage: sr ? 'sr' : 'base',
+    unet,
+    schedule: await sched('scheduler'),
+    imageNoisingSchedule: sr ? await sched('image_noising_scheduler') : undefined,
+    notApplied: OPTIONAL.filter((k) => listed(k) && present.has(k)),
+    maxTextLength: 77,
+  };
+  if (present.has('text_encoder')) loaded.textEncoder = await loadT5EncoderModule(join(dir, 'text_encoder'), options);
+  if (present.has('tokenizer')) {
+    loaded.tokenizer = await loadTokenizer(join(dir, 'tokenizer'));
+    const tc = (await readJson(join(dir, 'tokenizer', 'tokenizer_config.json')).catch(() => ({}))) as Record<string, unknown>;
+    const m = tc.model_max_length;
+    // Published T5 tokenizers say 512 or a huge sentinel; IF pads to 77.
+    if (typeof m === 'number' && m >= 8 && m < 512) loaded.maxTextLength = m;
+  }
+  return loaded;
+}
+

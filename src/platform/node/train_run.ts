@@ -1,0 +1,224 @@
+import { appendFile, mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ImagenError } from '../../engine/errors.js';
+import { NDArray } from '../../engine/ndarray.js';
+import type { Runtime } from '../../engine/runtime.js';
+import { Generator } from '../../diffusion/noise.js';
+import { makeSchedule, parseSchedulerConfig } from '../../diffusion/schedule.js';
+import { T5Encoder } from '../../models/t5/t5_encoder.js';
+import { UNet2DConditionModel } from '../../models/unet/unet.js';
+import { ByT5Tokenizer } from '../../text/byt5.js';
+import type { TextTokenizer } from '../../text/tokenizer.js';
+import { hyperparameters, type TrainConfig } from '../../train/config.js';
+import { DataOrder } from '../../train/data_order.js';
+import { DiffusionTrainer, type StepStats, type TrainHyperparameters } from '../../train/trainer.js';
+import { readJson } from './config.js';
+import { ImageDataset } from './dataset.js';
+import { atomicWriteFile, openSafetensors, writeSafetensors } from './files.js';
+import { savePipelineFolder } from './pipeline_folder.js';
+import { loadTokenizer } from './tokenizer_files.js';
+
+export interface TrainRunOptions {
+  dataDir: string;
+  outDir: string;
+  config: TrainConfig;
+  /** Overrides of the config's hyperparameters (CLI flags). */
+  overrides?: Partial<TrainHyperparameters>;
+  resume?: boolean;
+  checkpointEvery?: number;
+  runtime: Runtime;
+  onStep?: (s: StepStats & { imagesPerSecond: number; maxSteps: number }) => void;
+  onMessage?: (msg: string) => void;
+  /** Set to request a clean stop (SIGINT/SIGTERM): the current step finishes, a checkpoint is written. */
+  stopSignal?: { stop: boolean };
+}
+
+export interface TrainRunResult {
+  step: number;
+  stoppedEarly: boolean;
+  lastLoss: number | undefined;
+}
+
+const CKPT = 'checkpoint';
+const CKPT_TMP = '.checkpoint-tmp';
+const CKPT_OLD = '.checkpoint-old';
+
+async function exists(p: string): Promise<boolean> {
+  return stat(p).then(
+    () => true,
+    () => false,
+  );
+}
+
+async function buildTokenizer(cfg: TrainConfig): Promise<TextTokenizer> {
+  return 'type' in cfg.tokenizer ? new ByT5Tokenizer() : loadTokenizer(cfg.tokenizer.path);
+}
+
+/** Everything needed to continue training exactly where it stopped. */
+async function saveCheckpoint(dir: string, trainer: DiffusionTrainer, order: DataOrder, cfg: TrainConfig): Promise<void> {
+  const tmp = join(dir, CKPT_TMP);
+  await rm(tmp, { recursive: true, force: true });
+  await mkdir(tmp, { recursive: true });
+  const params: Record<string, NDArray> = {};
+  for (const p of trainer.params) params[p.name] = p.value!;
+  const meta = { step: String(trainer.step) };
+  await writeSafetensors(join(tmp, 'model.safetensors'), params, meta);
+  await writeSafetensors(join(tmp, 'optimizer.safetensors'), trainer.optimizer.stateDict(), meta);
+  await writeSafetensors(join(tmp, 'ema.safetensors'), trainer.ema.stateDict(), meta);
+  await atomicWriteFile(
+    join(tmp, 'state.json'),
+    JSON.stringify({ step: trainer.step, generator: trainer.generator.state(), data_order: order.state, config: cfg }, null, 2),
+  );
+  // Swap folders so that some complete checkpoint exists at every instant.
+  const cur = join(dir, CKPT);
+  const old = join(dir, CKPT_OLD);
+  await rm(old, { recursive: true, force: true });
+  if (await exists(cur)) await rename(cur, old);
+  await rename(tmp, cur);
+  await rm(old, { recursive: true, force: true });
+}
+
+async function findCheckpoint(dir: string): Promise<string | undefined> {
+  for (const name of [CKPT, CKPT_OLD]) {
+    const p = join(dir, name);
+    if (await exists(join(p, 'state.json'))) return p;
+  }
+  return undefined;
+}
+
+async function loadAll(path: string): Promise<Record<string, NDArray>> {
+  const st = await openSafetensors(path);
+  try {
+    const out: Record<string, NDArray> = {};
+    for (const k of st.keys()) out[k] = await st.get(k);
+    return out;
+  } finally {
+    await st.close();
+  }
+}
+
+/** Keep only log lines up to `step` (a resumed run rewrites the steps after its checkpoint). */
+async function truncateLog(path: string, step: number): Promise<void> {
+  if (!(await exists(path))) return;
+  const lines = (await readFile(path, 'utf8')).split('\n').filter((l) => {
+    if (!l.trim()) return false;
+    try {
+      return (JSON.parse(l) as { step: number }).step <= step;
+    } catch {
+      return false;
+    }
+  });
+  await atomicWriteFile(path, lines.map((l) => `${l}\n`).join(''));
+}
+
+/**
+ * Train one cascade stage on a captioned image folder, writing a diffusers pipeline folder to
+ * `outDir` plus `outDir/checkpoint` (exact resume state) every `checkpointEvery` steps, on stop
+ * requests, and at the end. A non-finite loss stops the run with the last good checkpoint kept.
+ */
+export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
+  const say = o.onMessage ?? (() => {});
+  let cfg = o.config;
+  let state: { step: number; generator: string; data_order: { epoch: number; position: number } } | undefined;
+  let ckptDir: string | undefined;
+  if (o.resume) {
+    ckptDir = await findCheckpoint(o.outDir);
+    if (!ckptDir) throw new ImagenError('NOT_FOUND', `${o.outDir}: no checkpoint to resume from`);
+    const s = (await readJson(join(ckptDir, 'state.json'))) as typeof state & { config: TrainConfig };
+    state = s;
+    cfg = s.config; // the run continues with the configuration it started with
+  }
+  const hp = { ...hyperparameters(cfg), ...o.overrides };
+  const unet = new UNet2DConditionModel(cfg.unet);
+  const textEncoder = new T5Encoder(cfg.text_encoder);
+  const tokenizer = await buildTokenizer(cfg);
+  if (tokenizer.vocabSize > textEncoder.config.vocabSize) {
+    throw new ImagenError(
+      'CONFIG_INVALID',
+      `tokenizer has ${tokenizer.vocabSize} tokens but the text encoder embeds only ${textEncoder.config.vocabSize}`,
+    );
+  }
+  const schedule = makeSchedule(parseSchedulerConfig(cfg.scheduler));
+  const noising = cfg.stage === 'sr' ? makeSchedule(parseSchedulerConfig(cfg.image_noising_scheduler ?? {})) : undefined;
+  unet.initialize(hp.seed);
+  textEncoder.initialize(hp.seed + 1);
+  const data = await ImageDataset.load(o.dataDir, cfg.resolution, cfg.stage === 'sr' ? cfg.low_resolution : undefined);
+  say(`loaded ${data.length} captioned images from ${o.dataDir}`);
+  const trainer = new DiffusionTrainer(o.runtime, { unet, textEncoder, tokenizer, schedule, imageNoisingSchedule: noising }, hp);
+  const order = new DataOrder(data.length, hp.seed);
+
+  if (state && ckptDir) {
+    const params = await loadAll(join(ckptDir, 'model.safetensors'));
+    for (const p of trainer.params) {
+      const v = params[p.name];
+      if (!v) throw new ImagenError('WEIGHTS_MISMATCH', `checkpoint lacks ${p.name}`);
+      p.set(v);
+    }
+    trainer.optimizer.loadStateDict(await loadAll(join(ckptDir, 'optimizer.safetensors')));
+    trainer.ema.loadStateDict(await loadAll(join(ckptDir, 'ema.safetensors')));
+    trainer.generator = Generator.fromState(state.generator);
+    trainer.step = state.step;
+    order.restore(state.data_order);
+    await truncateLog(join(o.outDir, 'loss.jsonl'), state.step);
+    say(`resumed from step ${state.step}`);
+  } else {
+    await mkdir(o.outDir, { recursive: true });
+    await atomicWriteFile(join(o.outDir, 'loss.jsonl'), '');
+  }
+
+  const savePipeline = async () => {
+    const ema = new Map<string, NDArray>();
+    for (const p of trainer.ema.params) ema.set(p.name, new NDArray('float32', p.shape, trainer.ema.shadow(p)));
+    await savePipelineFolder(o.outDir, {
+      stage: cfg.stage,
+      unet,
+      weights: ema,
+      textEncoder: { module: textEncoder, configJson: cfg.text_encoder },
+      tokenizer: 'type' in cfg.tokenizer ? { type: 'byt5', maxLength: hp.maxTextLength } : undefined,
+      scheduler: cfg.scheduler,
+      imageNoisingScheduler: cfg.image_noising_scheduler,
+    });
+  };
+  const every = o.checkpointEvery ?? 500;
+  let lastLoss: number | undefined;
+  let lastSaved = trainer.step;
+  let stoppedEarly = false;
+  const t0 = performance.now();
+  const startStep = trainer.step;
+  try {
+    while (trainer.step < hp.maxSteps) {
+      if (o.stopSignal?.stop) {
+        stoppedEarly = true;
+        break;
+      }
+      const batch = data.batch(order.next(hp.batchSize));
+      const s = await trainer.trainStep(batch);
+      lastLoss = s.loss;
+      const elapsed = (performance.now() - t0) / 1000;
+      const ips = ((trainer.step - startStep) * hp.batchSize) / Math.max(elapsed, 1e-9);
+      await appendFile(
+        join(o.outDir, 'loss.jsonl'),
+        `${JSON.stringify({ step: s.step, loss: s.loss, grad_norm: s.gradNorm, lr: s.lr, images_per_s: ips })}\n`,
+      );
+      o.onStep?.({ ...s, imagesPerSecond: ips, maxSteps: hp.maxSteps });
+      if (trainer.step % every === 0) {
+        await saveCheckpoint(o.outDir, trainer, order, cfg);
+        lastSaved = trainer.step;
+      }
+    }
+  } catch (e) {
+    if (e instanceof ImagenError && e.code === 'RUNTIME_FAILED') {
+      throw new ImagenError(
+        'RUNTIME_FAILED',
+        `${e.message}; stopped. The last good checkpoint (step ${lastSaved}) is kept in ${join(o.outDir, CKPT)}; ` +
+          'lower the learning rate and resume with --resume',
+      );
+    }
+    throw e;
+  } finally {
+    await trainer.release();
+  }
+  await saveCheckpoint(o.outDir, trainer, order, cfg);
+  await savePipeline();
+  return { step: trainer.step, stoppedEarly, lastLoss };
+}
