@@ -66,7 +66,8 @@ export class Emitter {
   /** A constant initializer (deduplicated for small values such as shapes). */
   constTensor(value: NDArray, name?: string): string {
     const bytes = toBytes(value);
-    const small = bytes.length <= 256;
+    // Named initializers (parameters) are never shared: the graph refers to them by name.
+    const small = name === undefined && bytes.length <= 256;
     const key = small ? `${value.dtype}|${value.shape.join(',')}|${Array.from(bytes).join(',')}` : '';
     if (small && this.constCache.has(key)) return this.constCache.get(key)!;
     const n = name ?? this.fresh('const');

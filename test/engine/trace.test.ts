@@ -92,6 +92,15 @@ describe('tracing', () => {
     expect(asInput.sessionCount).toBe(1);
   });
 
+  it('keeps parameters with identical values apart when baking them in (regression)', async () => {
+    // Two norm weights that are both all-ones once shared one initializer under the first name.
+    const a = new Parameter('a.weight', [4], { value: NDArray.f32([4], [1, 1, 1, 1]) });
+    const b = new Parameter('b.weight', [4], { value: NDArray.f32([4], [1, 1, 1, 1]) });
+    const f = rt.compile(({ x }, t) => F.add(F.mul(x!, t.param(a)), t.param(b)), { params: 'initializer' });
+    const out = await f.run({ x: NDArray.f32([4], [1, 2, 3, 4]) });
+    expect(Array.from(out.output!.data as Float32Array)).toEqual([2, 3, 4, 5]);
+  });
+
   it('16-bit stored parameters are cast to float32 inside the graph', async () => {
     const w32 = NDArray.f32([2, 2], [0.1, 0.2, 0.3, 1 / 3]);
     const p = new Parameter('w', [2, 2], { value: w32.cast('float16') });
