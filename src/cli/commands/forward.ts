@@ -6,6 +6,7 @@ import { readModelConfig } from '../../platform/node/config.js';
 import { openSafetensors, writeSafetensors } from '../../platform/node/files.js';
 import { createRuntime } from '../../platform/node/runtime.js';
 import { loadUNet } from '../../platform/node/unet_loader.js';
+import { t5ForwardRunner } from './encode.js';
 
 /** One kind of model folder `imagen forward` can run: its config test, and the call itself. */
 export interface ForwardRunner {
@@ -45,7 +46,7 @@ const unetRunner: ForwardRunner = {
   },
 };
 
-export const FORWARD_RUNNERS: ForwardRunner[] = [unetRunner];
+export const FORWARD_RUNNERS: ForwardRunner[] = [unetRunner, t5ForwardRunner];
 
 export function registerForward(program: Command): void {
   program
