@@ -31,7 +31,6 @@ const HP_KEYS = {
   weight_decay: 'weightDecay',
   ema_decay: 'emaDecay',
   caption_dropout: 'captionDropout',
-  prediction_type: 'predictionType',
   snr_gamma: 'snrGamma',
   max_aug_level: 'maxAugLevel',
   max_text_length: 'maxTextLength',
@@ -97,13 +96,16 @@ export function tinyTextEncoderConfig(dModel = 64, layers = 2): Record<string, u
 }
 
 /** IF's scheduler settings (squaredcos_cap_v2, learned range, dynamic thresholding). */
-export function ifSchedulerConfig(sampleMaxValue: number): Record<string, unknown> {
+export function ifSchedulerConfig(
+  sampleMaxValue: number,
+  predictionType: 'epsilon' | 'v_prediction' = 'epsilon',
+): Record<string, unknown> {
   return {
     _class_name: 'DDPMScheduler',
     num_train_timesteps: 1000,
     beta_schedule: 'squaredcos_cap_v2',
     variance_type: 'learned_range',
-    prediction_type: 'epsilon',
+    prediction_type: predictionType,
     thresholding: true,
     dynamic_thresholding_ratio: 0.95,
     sample_max_value: sampleMaxValue,
@@ -166,7 +168,9 @@ export function tinyTrainConfig(stage: 'base' | 'sr', resolution: number, lowRes
     unet: tinyUNetConfig({ stage, size: resolution, textDim: text.d_model as number }),
     text_encoder: text,
     tokenizer: { type: 'byt5', max_length: 32 },
-    scheduler: ifSchedulerConfig(stage === 'base' ? 1.5 : 1.0),
+    // v-prediction for small super-resolution models: with ε, x̂0 = (x_t − σε)/α amplifies ε errors
+    // by 1/α at high noise, and a briefly trained SR UNet then ignores its conditioning image.
+    scheduler: ifSchedulerConfig(stage === 'base' ? 1.5 : 1.0, stage === 'sr' ? 'v_prediction' : 'epsilon'),
     image_noising_scheduler: stage === 'sr' ? { _class_name: 'DDPMScheduler', beta_schedule: 'squaredcos_cap_v2' } : undefined,
     train: { batch_size: 8, learning_rate: 1e-3, warmup_steps: 20, max_text_length: 32 },
   };

@@ -32,7 +32,6 @@ export interface TrainHyperparameters {
   emaDecay: number;
   /** Probability of replacing a caption by "" (the unconditional input CFG needs; Imagen used 10 %). */
   captionDropout: number;
-  predictionType: 'epsilon' | 'v_prediction';
   snrGamma: number | null;
   /** Super-resolution stages: augmentation levels are drawn uniformly from [0, maxAugLevel). */
   maxAugLevel: number;
@@ -51,7 +50,6 @@ export const DEFAULT_HYPERPARAMETERS: TrainHyperparameters = {
   weightDecay: 0.0,
   emaDecay: 0.999,
   captionDropout: 0.1,
-  predictionType: 'epsilon',
   snrGamma: null,
   maxAugLevel: 500,
   maxTextLength: 77,
@@ -131,7 +129,8 @@ export class DiffusionTrainer {
         }
         const out = unet.forward({ sample, timestep: i.t!, encoderHiddenStates: ctx, classLabels });
         return diffusionLoss(tables, out, i.x0!, xt, i.noise!, i.t!, {
-          predictionType: hp.predictionType,
+          // What the network predicts is the scheduler's choice, so sampling reads it from the same file.
+          predictionType: schedule.config.predictionType,
           learnedVariance: learned,
           snrGamma: hp.snrGamma ?? undefined,
         });

@@ -32,6 +32,8 @@ async function train(out: string, stage: 'base' | 'sr', steps: number, resolutio
     stage,
     '--resolution',
     String(resolution),
+    '--low-resolution',
+    '16',
     '--steps',
     String(steps),
     '--batch',
@@ -68,7 +70,7 @@ describe('a tiny cascade learns to follow prompts', () => {
     const base = join(root, 'base');
     const sr = join(root, 'sr');
     await train(base, 'base', 400, 16);
-    await train(sr, 'sr', 150, 32);
+    await train(sr, 'sr', 200, 32);
     const trained = await accuracy(base, sr);
     const untrainedBase = join(root, 'untrained');
     await train(untrainedBase, 'base', 1, 16);

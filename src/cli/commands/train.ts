@@ -13,6 +13,7 @@ interface TrainFlags {
   config?: string;
   stage: string;
   resolution?: string;
+  lowResolution?: string;
   steps?: string;
   batch?: string;
   lr?: string;
@@ -45,6 +46,7 @@ export function registerTrain(program: Command): void {
     .option('--config <file>', 'training config JSON (model configs + hyperparameters); default: a tiny model')
     .option('--stage <stage>', 'base | sr (used when no --config is given)', 'base')
     .option('--resolution <px>', 'training resolution when no --config is given (default 32 base, 64 sr)')
+    .option('--low-resolution <px>', 'super-resolution input size when no --config is given (default resolution/4)')
     .option('--steps <n>', 'total optimisation steps (overrides the config)')
     .option('--batch <n>', 'batch size (overrides the config)')
     .option('--lr <f>', 'learning rate (overrides the config)')
@@ -63,7 +65,11 @@ export function registerTrain(program: Command): void {
       const say = logger(f.quiet);
       const config = f.config
         ? parseTrainConfig(await readJson(f.config), f.config)
-        : tinyTrainConfig(f.stage, posInt(f.resolution, '--resolution') ?? (f.stage === 'base' ? 32 : 64));
+        : tinyTrainConfig(
+            f.stage,
+            posInt(f.resolution, '--resolution') ?? (f.stage === 'base' ? 32 : 64),
+            posInt(f.lowResolution, '--low-resolution'),
+          );
       const overrides: Record<string, number> = {};
       const steps = posInt(f.steps, '--steps');
       const batch = posInt(f.batch, '--batch');
