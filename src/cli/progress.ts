@@ -10,7 +10,7 @@ export class ProgressBar {
 
   constructor(
     private readonly label: string,
-    private readonly format: string,
+    format: string,
     o: ProgressOptions = {},
   ) {
     if (!o.quiet && process.stderr.isTTY) {

@@ -307,7 +307,10 @@ function validateRanges(cfg: SchedulerConfig): void {
 }
 
 /** The diffusers `scheduler_config.json` form of a config (snake_case keys, DDPMScheduler class). */
-export function schedulerConfigToJson(cfg: SchedulerConfig, className = 'DDPMScheduler'): Record<string, unknown> {
+export function schedulerConfigToJson(
+  cfg: SchedulerConfig,
+  className = 'DDPMScheduler',
+): Record<string, unknown> {
   const out: Record<string, unknown> = { _class_name: className, _diffusers_version: '0.30.0' };
   for (const [key, [field]] of Object.entries(CONFIG_FIELDS)) {
     if (key === 'set_alpha_to_one' && className === 'DDPMScheduler') continue;

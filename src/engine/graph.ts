@@ -17,8 +17,10 @@ export class Tensor {
 
   constructor(
     readonly trace: Trace,
+    // biome-ignore lint/suspicious/noExplicitAny: ops of every attribute type share one node class
     readonly op: OpDef<any> | LeafKind,
     readonly inputs: readonly Tensor[],
+    // biome-ignore lint/suspicious/noExplicitAny: typed by the op's definition, checked there
     readonly attrs: any,
     readonly shape: readonly number[],
     readonly dtype: DType,

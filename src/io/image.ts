@@ -15,7 +15,10 @@ export function imagesToTensor(images: readonly RgbImage[]): NDArray {
   const out = new Float32Array(images.length * 3 * h * w);
   images.forEach((img, n) => {
     if (img.width !== w || img.height !== h) {
-      throw new ImagenError('SHAPE_MISMATCH', `images differ in size: ${img.width}×${img.height} vs ${w}×${h}`);
+      throw new ImagenError(
+        'SHAPE_MISMATCH',
+        `images differ in size: ${img.width}×${img.height} vs ${w}×${h}`,
+      );
     }
     const base = n * 3 * h * w;
     for (let p = 0; p < h * w; p++) {

@@ -1,11 +1,11 @@
-import { ImagenError } from '../engine/errors.js';
-import { NDArray } from '../engine/ndarray.js';
-import type { Runtime } from '../engine/runtime.js';
 import { Generator } from '../diffusion/noise.js';
 import type { SamplerName } from '../diffusion/sample.js';
 import type { Schedule } from '../diffusion/schedule.js';
 import { parseThresholding, thresholdingFromConfig } from '../diffusion/thresholding.js';
 import { setTimesteps, type TimestepRequest } from '../diffusion/timesteps.js';
+import { ImagenError } from '../engine/errors.js';
+import { NDArray } from '../engine/ndarray.js';
+import type { Runtime } from '../engine/runtime.js';
 import { encodePrompts, type T5TextEncoder } from '../models/t5/t5_encoder.js';
 import type { UNet2DConditionModel } from '../models/unet/unet.js';
 import type { TextTokenizer } from '../text/tokenizer.js';
@@ -59,7 +59,8 @@ function repeatRows(a: NDArray, times: number): NDArray {
   const per = rest.reduce((x, y) => x * y, 1);
   const src = a.data as Float32Array;
   const out = new Float32Array(b! * times * per);
-  for (let i = 0; i < b!; i++) for (let r = 0; r < times; r++) out.set(src.subarray(i * per, (i + 1) * per), (i * times + r) * per);
+  for (let i = 0; i < b!; i++)
+    for (let r = 0; r < times; r++) out.set(src.subarray(i * per, (i + 1) * per), (i * times + r) * per);
   return new NDArray(a.dtype, [b! * times, ...rest], out);
 }
 
@@ -77,11 +78,13 @@ export async function generateImages(
 ): Promise<{ base: NDArray; sr?: NDArray }> {
   const prompts = typeof o.prompt === 'string' ? [o.prompt] : [...o.prompt];
   const per = o.numImagesPerPrompt ?? 1;
-  if (!Number.isInteger(per) || per < 1) throw new ImagenError('BAD_INPUT', `num images must be a positive integer, got ${per}`);
+  if (!Number.isInteger(per) || per < 1)
+    throw new ImagenError('BAD_INPUT', `num images must be a positive integer, got ${per}`);
   const gen = new Generator(o.seed ?? 0);
   let cond = o.embeddings;
   if (!cond) {
-    if (!text) throw new ImagenError('BAD_INPUT', 'no text encoder in this model folder: pass precomputed embeddings');
+    if (!text)
+      throw new ImagenError('BAD_INPUT', 'no text encoder in this model folder: pass precomputed embeddings');
     await o.onProgress?.({ status: 'encode', prompts: prompts.length });
     const e = await encodePrompts(text.encoder, text.tokenizer, prompts, {
       maxLength: text.maxLength,
@@ -110,12 +113,21 @@ export async function generateImages(
         schedule: models.schedule,
         timesteps,
         guidanceScale: opts?.guidanceScale ?? defaults.guidanceScale,
-        thresholding: opts?.thresholding ? parseThresholding(opts.thresholding, cfg) : thresholdingFromConfig(cfg),
+        thresholding: opts?.thresholding
+          ? parseThresholding(opts.thresholding, cfg)
+          : thresholdingFromConfig(cfg),
         sampler: opts?.sampler,
         generator: gen,
         signal: o.signal,
         onStep: (s) =>
-          o.onProgress?.({ status: 'step', stage: name, step: s.i + 1, total: s.total, t: s.t, predOriginalSample: s.predOriginalSample }),
+          o.onProgress?.({
+            status: 'step',
+            stage: name,
+            step: s.i + 1,
+            total: s.total,
+            t: s.t,
+            predOriginalSample: s.predOriginalSample,
+          }),
       });
     } finally {
       await runner.release();
@@ -128,14 +140,22 @@ export async function generateImages(
     textToImage(runner, cond!, { height: size, width: size }, common),
   );
   if (!sr) return { base: baseOut };
-  if (!sr.imageNoisingSchedule) throw new ImagenError('CONFIG_INVALID', 'the super-resolution model has no image noising scheduler');
+  if (!sr.imageNoisingSchedule)
+    throw new ImagenError('CONFIG_INVALID', 'the super-resolution model has no image noising scheduler');
   const hi = sr.unet.config.sample_size;
   const srOut = await runStage('stage II', sr, o.sr, IF_DEFAULTS.sr, (runner, common) =>
-    superResolution(rt, runner, cond!, baseOut, { height: hi, width: hi }, {
-      ...common,
-      noiseLevel: o.sr?.noiseLevel ?? IF_DEFAULTS.sr.noiseLevel,
-      imageNoisingSchedule: sr.imageNoisingSchedule!,
-    }),
+    superResolution(
+      rt,
+      runner,
+      cond!,
+      baseOut,
+      { height: hi, width: hi },
+      {
+        ...common,
+        noiseLevel: o.sr?.noiseLevel ?? IF_DEFAULTS.sr.noiseLevel,
+        imageNoisingSchedule: sr.imageNoisingSchedule!,
+      },
+    ),
   );
   return { base: baseOut, sr: srOut };
 }

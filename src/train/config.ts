@@ -43,11 +43,17 @@ export function hyperparameters(cfg: TrainConfig): TrainHyperparameters {
   for (const [k, v] of Object.entries(cfg.train ?? {})) {
     const field = (HP_KEYS as Record<string, string>)[k];
     if (!field) {
-      throw new ImagenError('CONFIG_INVALID', `train config: unknown key train.${k} (known: ${Object.keys(HP_KEYS).join(', ')})`);
+      throw new ImagenError(
+        'CONFIG_INVALID',
+        `train config: unknown key train.${k} (known: ${Object.keys(HP_KEYS).join(', ')})`,
+      );
     }
     const expected = typeof (DEFAULT_HYPERPARAMETERS as unknown as Record<string, unknown>)[field];
     if (v !== null && expected !== 'object' && typeof v !== expected) {
-      throw new ImagenError('CONFIG_INVALID', `train config: train.${k} must be a ${expected}, got ${JSON.stringify(v)}`);
+      throw new ImagenError(
+        'CONFIG_INVALID',
+        `train config: train.${k} must be a ${expected}, got ${JSON.stringify(v)}`,
+      );
     }
     hp[field] = v;
   }
@@ -61,11 +67,28 @@ export function parseTrainConfig(json: unknown, source = 'train config'): TrainC
   };
   if (typeof json !== 'object' || json === null || Array.isArray(json)) return fail('expected a JSON object');
   const c = json as Record<string, unknown>;
-  const known = ['stage', 'resolution', 'low_resolution', 'unet', 'text_encoder', 'tokenizer', 'scheduler', 'image_noising_scheduler', 'train', 'comment'];
-  for (const k of Object.keys(c)) if (!known.includes(k)) fail(`unknown key "${k}" (known: ${known.join(', ')})`);
-  if (c.stage !== 'base' && c.stage !== 'sr') fail(`stage must be "base" or "sr", got ${JSON.stringify(c.stage)}`);
-  if (!Number.isInteger(c.resolution) || (c.resolution as number) < 8) fail('resolution must be an integer ≥ 8');
-  if (c.stage === 'sr' && (!Number.isInteger(c.low_resolution) || (c.low_resolution as number) >= (c.resolution as number))) {
+  const known = [
+    'stage',
+    'resolution',
+    'low_resolution',
+    'unet',
+    'text_encoder',
+    'tokenizer',
+    'scheduler',
+    'image_noising_scheduler',
+    'train',
+    'comment',
+  ];
+  for (const k of Object.keys(c))
+    if (!known.includes(k)) fail(`unknown key "${k}" (known: ${known.join(', ')})`);
+  if (c.stage !== 'base' && c.stage !== 'sr')
+    fail(`stage must be "base" or "sr", got ${JSON.stringify(c.stage)}`);
+  if (!Number.isInteger(c.resolution) || (c.resolution as number) < 8)
+    fail('resolution must be an integer ≥ 8');
+  if (
+    c.stage === 'sr' &&
+    (!Number.isInteger(c.low_resolution) || (c.low_resolution as number) >= (c.resolution as number))
+  ) {
     fail('a super-resolution stage needs an integer low_resolution below resolution');
   }
   for (const k of ['unet', 'text_encoder', 'tokenizer', 'scheduler']) {
@@ -159,7 +182,11 @@ export function tinyUNetConfig(o: {
 }
 
 /** A complete tiny config for a stage (tests, `imagen train` without --config). */
-export function tinyTrainConfig(stage: 'base' | 'sr', resolution: number, lowResolution?: number): TrainConfig {
+export function tinyTrainConfig(
+  stage: 'base' | 'sr',
+  resolution: number,
+  lowResolution?: number,
+): TrainConfig {
   const text = tinyTextEncoderConfig();
   return {
     stage,
@@ -171,7 +198,8 @@ export function tinyTrainConfig(stage: 'base' | 'sr', resolution: number, lowRes
     // v-prediction for small super-resolution models: with ε, x̂0 = (x_t − σε)/α amplifies ε errors
     // by 1/α at high noise, and a briefly trained SR UNet then ignores its conditioning image.
     scheduler: ifSchedulerConfig(stage === 'base' ? 1.5 : 1.0, stage === 'sr' ? 'v_prediction' : 'epsilon'),
-    image_noising_scheduler: stage === 'sr' ? { _class_name: 'DDPMScheduler', beta_schedule: 'squaredcos_cap_v2' } : undefined,
+    image_noising_scheduler:
+      stage === 'sr' ? { _class_name: 'DDPMScheduler', beta_schedule: 'squaredcos_cap_v2' } : undefined,
     train: { batch_size: 8, learning_rate: 1e-3, warmup_steps: 20, max_text_length: 32 },
   };
 }

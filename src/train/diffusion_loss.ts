@@ -1,7 +1,7 @@
+import type { Schedule } from '../diffusion/schedule.js';
 import type { Tensor } from '../engine/graph.js';
 import { NDArray } from '../engine/ndarray.js';
 import * as F from '../engine/ops/index.js';
-import type { Schedule } from '../diffusion/schedule.js';
 
 /**
  * Per-timestep constants of the forward process and the DDPM posterior q(x_{t−1} | x_t, x0),
@@ -10,7 +10,11 @@ import type { Schedule } from '../diffusion/schedule.js';
 export function diffusionTables(s: Schedule) {
   const n = s.numTrainTimesteps;
   const ab = Float64Array.from(s.alphasCumprod);
-  const f32 = (fn: (t: number) => number) => NDArray.f32([n], Array.from({ length: n }, (_, t) => fn(t)));
+  const f32 = (fn: (t: number) => number) =>
+    NDArray.f32(
+      [n],
+      Array.from({ length: n }, (_, t) => fn(t)),
+    );
   const abPrev = (t: number) => (t === 0 ? 1 : ab[t - 1]!);
   const beta = (t: number) => s.betas[t]!;
   const postVar = (t: number) => (beta(t) * (1 - abPrev(t))) / (1 - ab[t]!);
@@ -36,7 +40,10 @@ export function extract(table: NDArray, t: Tensor): Tensor {
 
 /** x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·ε (the forward process q(x_t | x0), DDPM eq. 4). */
 export function qSample(tables: DiffusionTables, x0: Tensor, noise: Tensor, t: Tensor): Tensor {
-  return F.add(F.mul(extract(tables.sqrtAlphasCumprod, t), x0), F.mul(extract(tables.sqrtOneMinusAlphasCumprod, t), noise));
+  return F.add(
+    F.mul(extract(tables.sqrtAlphasCumprod, t), x0),
+    F.mul(extract(tables.sqrtOneMinusAlphasCumprod, t), noise),
+  );
 }
 
 const LN2 = Math.LN2;
@@ -48,12 +55,18 @@ function meanOverNonBatch(x: Tensor): Tensor {
 /** KL(N(m1, e^lv1) ‖ N(m2, e^lv2)) elementwise, in nats. */
 function normalKl(m1: Tensor, lv1: Tensor, m2: Tensor, lv2: Tensor): Tensor {
   const d = F.sub(m1, m2);
-  return F.mul(F.add(F.sub(F.add(F.sub(lv2, lv1), F.exp(F.sub(lv1, lv2))), 1), F.mul(F.mul(d, d), F.exp(F.neg(lv2)))), 0.5);
+  return F.mul(
+    F.add(F.sub(F.add(F.sub(lv2, lv1), F.exp(F.sub(lv1, lv2))), 1), F.mul(F.mul(d, d), F.exp(F.neg(lv2)))),
+    0.5,
+  );
 }
 
 /** Φ(x) with GELU's tanh approximation (improved-diffusion `approx_standard_normal_cdf`). */
 function approxStandardNormalCdf(x: Tensor): Tensor {
-  return F.mul(F.add(F.tanh(F.mul(F.add(x, F.mul(F.mul(F.mul(x, x), x), 0.044715)), Math.sqrt(2 / Math.PI))), 1), 0.5);
+  return F.mul(
+    F.add(F.tanh(F.mul(F.add(x, F.mul(F.mul(F.mul(x, x), x), 0.044715)), Math.sqrt(2 / Math.PI))), 1),
+    0.5,
+  );
 }
 
 /** log-likelihood of 8-bit data x ∈ [−1, 1] under a discretised Gaussian (the t = 0 decoder term). */
@@ -95,7 +108,11 @@ export function diffusionLoss(
   const sa = extract(tables.sqrtAlphasCumprod, t);
   const sb = extract(tables.sqrtOneMinusAlphasCumprod, t);
   const target =
-    o.predictionType === 'epsilon' ? noise : o.predictionType === 'sample' ? x0 : F.sub(F.mul(sa, noise), F.mul(sb, x0));
+    o.predictionType === 'epsilon'
+      ? noise
+      : o.predictionType === 'sample'
+        ? x0
+        : F.sub(F.mul(sa, noise), F.mul(sb, x0));
   const d = F.sub(pred, target);
   let mse = meanOverNonBatch(F.mul(d, d)); // [B]
   if (o.snrGamma !== undefined) {
@@ -115,7 +132,11 @@ export function diffusionLoss(
     const v = F.narrow(modelOut, 1, c, c);
     // Only the variance learns from L_vlb: the mean sees it through a stop-gradient.
     const eps = F.detach(
-      o.predictionType === 'epsilon' ? pred : o.predictionType === 'v_prediction' ? F.add(F.mul(sa, pred), F.mul(sb, xt)) : F.div(F.sub(xt, F.mul(sa, pred)), sb),
+      o.predictionType === 'epsilon'
+        ? pred
+        : o.predictionType === 'v_prediction'
+          ? F.add(F.mul(sa, pred), F.mul(sb, xt))
+          : F.div(F.sub(xt, F.mul(sa, pred)), sb),
     );
     const x0Pred = F.div(F.sub(xt, F.mul(sb, eps)), sa);
     const coef1 = extract(tables.posteriorMeanCoef1, t);

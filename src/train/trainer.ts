@@ -1,18 +1,18 @@
+import { Generator } from '../diffusion/noise.js';
+import type { Schedule } from '../diffusion/schedule.js';
 import { ImagenError } from '../engine/errors.js';
 import type { Tensor } from '../engine/graph.js';
 import { NDArray } from '../engine/ndarray.js';
 import * as F from '../engine/ops/index.js';
 import type { Parameter } from '../engine/parameter.js';
 import type { GradFunction, Runtime } from '../engine/runtime.js';
-import { Generator } from '../diffusion/noise.js';
-import type { Schedule } from '../diffusion/schedule.js';
 import type { UNet2DConditionModel } from '../models/unet/unet.js';
 import { textPreprocessing } from '../text/clean_caption.js';
 import type { TextTokenizer } from '../text/tokenizer.js';
 import { diffusionLoss, diffusionTables, qSample } from './diffusion_loss.js';
+import { EMA } from './ema.js';
 import { constantWithWarmup, cosineWithWarmup } from './lr.js';
 import { AdamW, clipGradNorm } from './optim.js';
-import { EMA } from './ema.js';
 
 /** A text encoder usable inside the training graph (T5Encoder, or any module with this shape). */
 export interface TrainableTextEncoder {
@@ -114,7 +114,8 @@ export class DiffusionTrainer {
     this.generator = new Generator(hp.seed);
     const tables = diffusionTables(schedule);
     const noisingTables = parts.imageNoisingSchedule && diffusionTables(parts.imageNoisingSchedule);
-    const learned = schedule.config.varianceType === 'learned_range' || schedule.config.varianceType === 'learned';
+    const learned =
+      schedule.config.varianceType === 'learned_range' || schedule.config.varianceType === 'learned';
     this.gradFn = rt.compileGrad(
       (i) => {
         const ctx = textEncoder.forward(i.input_ids!, i.attention_mask!);
@@ -191,7 +192,10 @@ export class DiffusionTrainer {
     const r = await this.gradFn.run(feeds);
     const gradNorm = clipGradNorm(r.grads, this.hp.maxGradNorm);
     if (!Number.isFinite(r.loss) || !Number.isFinite(gradNorm)) {
-      throw new ImagenError('RUNTIME_FAILED', `loss became ${r.loss} (gradient norm ${gradNorm}) at step ${this.step + 1}`);
+      throw new ImagenError(
+        'RUNTIME_FAILED',
+        `loss became ${r.loss} (gradient norm ${gradNorm}) at step ${this.step + 1}`,
+      );
     }
     const lr = this.lrAt(this.step);
     this.optimizer.lr = lr;

@@ -87,7 +87,7 @@ describe('tracing', () => {
     m.bias!.data.fill(10);
     const c = (await asInput.run({ x })).output!.data as Float32Array;
     const d = (await asInit.run({ x })).output!.data as Float32Array;
-    c.forEach((v, i) => expect(v).toBeCloseTo(a[i]! - oldBias[i]! + 10, 5));
+    for (const [i, v] of c.entries()) expect(v).toBeCloseTo(a[i]! - oldBias[i]! + 10, 5);
     expect(Array.from(d)).toEqual(Array.from(a)); // baked weights did not change
     expect(asInput.sessionCount).toBe(1);
   });

@@ -53,7 +53,18 @@ async function accuracy(base: string, sr: string | undefined): Promise<number> {
     const out = join(root, `gen-${color}.png`);
     const args = ['node', 'imagen', 'generate', `a ${color} square`, '--model', base, '--out', out];
     if (sr) args.push('--sr-model', sr, '--sr-steps', '20');
-    const code = await main([...args, '--steps', '25', '--guidance', '4', '--num-images', '4', '--seed', '3', '--quiet']);
+    const code = await main([
+      ...args,
+      '--steps',
+      '25',
+      '--guidance',
+      '4',
+      '--num-images',
+      '4',
+      '--seed',
+      '3',
+      '--quiet',
+    ]);
     expect(code).toBe(0);
     for (let i = 0; i < 4; i++) {
       const img = await readImage(join(root, `gen-${color}-${i}.png`));

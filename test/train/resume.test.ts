@@ -79,7 +79,11 @@ describe('training survives SIGKILL', () => {
     const resumed = run([...trainArgs(data, killed), '--resume']);
     expect(await finish(resumed)).toBe(0);
 
-    for (const f of ['checkpoint/model.safetensors', 'checkpoint/optimizer.safetensors', 'checkpoint/ema.safetensors']) {
+    for (const f of [
+      'checkpoint/model.safetensors',
+      'checkpoint/optimizer.safetensors',
+      'checkpoint/ema.safetensors',
+    ]) {
       const a = await readFile(join(full, f));
       const b = await readFile(join(killed, f));
       expect(b.equals(a), `${f} differs after resume`).toBe(true);
@@ -88,7 +92,10 @@ describe('training survives SIGKILL', () => {
     const unetB = await readFile(join(killed, 'unet', 'diffusion_pytorch_model.safetensors'));
     expect(unetB.equals(unetA)).toBe(true);
     // The loss log is continuous: one line per step, 1..24.
-    const log = (await readFile(join(killed, 'loss.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l).step);
+    const log = (await readFile(join(killed, 'loss.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).step);
     expect(log).toEqual(Array.from({ length: 24 }, (_, i) => i + 1));
   }, 180_000);
 

@@ -4,7 +4,9 @@ import { ImagenError } from '../../engine/errors.js';
 import { tensorToImages } from '../../io/image.js';
 import { InMemoryT5Encoder } from '../../models/t5/t5_encoder.js';
 import type { ProgressEvent } from '../../pipelines/events.js';
+import type { TextConditioning } from '../../pipelines/if_pipeline.js';
 import { generateImages, type StageModels } from '../../pipelines/text_to_image.js';
+import { openSafetensors } from '../../platform/node/files.js';
 import { writePng } from '../../platform/node/image.js';
 import { loadPipelineFolder } from '../../platform/node/pipeline_folder.js';
 import { createRuntime } from '../../platform/node/runtime.js';
@@ -29,6 +31,7 @@ interface GenerateFlags {
   json: boolean;
   fp16: boolean;
   cleanCaption: boolean;
+  promptEmbeds?: string;
 }
 
 function parseSteps(v: string | undefined): number | string | undefined {
@@ -44,7 +47,8 @@ function parseSteps(v: string | undefined): number | string | undefined {
 function parseNumber(v: string | undefined, flag: string, min: number, max: number): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isFinite(n) || n < min || n > max) throw usageError(`${flag} must be a number in [${min}, ${max}], got "${v}"`);
+  if (!Number.isFinite(n) || n < min || n > max)
+    throw usageError(`${flag} must be a number in [${min}, ${max}], got "${v}"`);
   return n;
 }
 
@@ -56,6 +60,28 @@ function outputPaths(out: string, n: number): string[] {
   return Array.from({ length: n }, (_, i) => `${stem}-${i}${ext}`);
 }
 
+/** Embeddings written by `imagen encode` (prompt_embeds [+ negative_prompt_embeds]). */
+async function readPromptEmbeds(file: string): Promise<TextConditioning> {
+  const st = await openSafetensors(file);
+  try {
+    if (!st.has('prompt_embeds'))
+      throw new ImagenError('BAD_INPUT', `${file}: no prompt_embeds tensor (write it with imagen encode)`);
+    const promptEmbeds = (await st.get('prompt_embeds')).toFloat32();
+    const negativePromptEmbeds = st.has('negative_prompt_embeds')
+      ? (await st.get('negative_prompt_embeds')).toFloat32()
+      : undefined;
+    if (negativePromptEmbeds && negativePromptEmbeds.shape.join() !== promptEmbeds.shape.join()) {
+      throw new ImagenError(
+        'SHAPE_MISMATCH',
+        `${file}: negative_prompt_embeds and prompt_embeds differ in shape`,
+      );
+    }
+    return { promptEmbeds, negativePromptEmbeds };
+  } finally {
+    await st.close();
+  }
+}
+
 export function registerGenerate(program: Command): void {
   program
     .command('generate')
@@ -64,12 +90,24 @@ export function registerGenerate(program: Command): void {
         'super-resolution stage (--sr-model). Sampling uses classifier-free guidance and dynamic thresholding.',
     )
     .argument('<prompt>', 'the text prompt')
-    .requiredOption('--model <dir>', 'stage-I pipeline folder (model_index.json, unet/, scheduler/, text_encoder/, tokenizer/)')
-    .option('--sr-model <dir>', 'super-resolution pipeline folder (stage II); reuses stage I\'s text embeddings')
+    .requiredOption(
+      '--model <dir>',
+      'stage-I pipeline folder (model_index.json, unet/, scheduler/, text_encoder/, tokenizer/)',
+    )
+    .option(
+      '--sr-model <dir>',
+      "super-resolution pipeline folder (stage II); reuses stage I's text embeddings",
+    )
     .option('--out <file>', 'output PNG (several images: out-0.png, out-1.png, …)', 'out.png')
     .option('--seed <n>', 'random seed: the same seed gives the same image on the same machine', '0')
-    .option('--steps <n|preset>', 'stage-I steps (e.g. 50) or an IF preset (fast27, smart27, smart50, smart100, smart185) [default: 100]')
-    .option('--sr-steps <n|preset>', 'stage-II steps or preset (super27, super40, super100, smart50, …) [default: 50]')
+    .option(
+      '--steps <n|preset>',
+      'stage-I steps (e.g. 50) or an IF preset (fast27, smart27, smart50, smart100, smart185) [default: 100]',
+    )
+    .option(
+      '--sr-steps <n|preset>',
+      'stage-II steps or preset (super27, super40, super100, smart50, …) [default: 50]',
+    )
     .option('--guidance <f>', 'stage-I classifier-free guidance scale [default: 7]')
     .option('--sr-guidance <f>', 'stage-II guidance scale [default: 4]')
     .option('--threshold <kind>', 'dynamic | static | none [default: the scheduler config: dynamic for IF]')
@@ -79,6 +117,10 @@ export function registerGenerate(program: Command): void {
     .option('--sampler <name>', 'ddpm | ddim', 'ddpm')
     .option('--fp16', 'load *.fp16.safetensors weight variants', false)
     .option('--no-clean-caption', 'skip IF caption cleaning (lower-case + strip only)')
+    .option(
+      '--prompt-embeds <file>',
+      'precomputed embeddings from `imagen encode --negative-prompt ""` (prompt_embeds, negative_prompt_embeds); the text encoder is then not loaded',
+    )
     .option('--quiet', 'no progress output', false)
     .option('--json', 'print a JSON result on stdout', false)
     .addHelpText(
@@ -89,9 +131,11 @@ export function registerGenerate(program: Command): void {
     .action(async (prompt: string, f: GenerateFlags) => {
       const say = logger(f.quiet || f.json);
       const numImages = Number(f.numImages);
-      if (!Number.isInteger(numImages) || numImages < 1 || numImages > 64) throw usageError('--num-images must be an integer in 1..64');
+      if (!Number.isInteger(numImages) || numImages < 1 || numImages > 64)
+        throw usageError('--num-images must be an integer in 1..64');
       const seed = Number(f.seed);
-      if (!Number.isSafeInteger(seed) || seed < 0) throw usageError(`--seed must be a non-negative integer, got "${f.seed}"`);
+      if (!Number.isSafeInteger(seed) || seed < 0)
+        throw usageError(`--seed must be a non-negative integer, got "${f.seed}"`);
       if (f.threshold && !['dynamic', 'static', 'none'].includes(f.threshold)) {
         throw usageError(`--threshold must be dynamic, static or none, got "${f.threshold}"`);
       }
@@ -102,16 +146,27 @@ export function registerGenerate(program: Command): void {
 
       const base = await loadPipelineFolder(f.model, variant);
       if (base.stage !== 'base') {
-        throw new ImagenError('CONFIG_INVALID', `${f.model} is a super-resolution pipeline; pass it as --sr-model and give a stage-I --model`);
+        throw new ImagenError(
+          'CONFIG_INVALID',
+          `${f.model} is a super-resolution pipeline; pass it as --sr-model and give a stage-I --model`,
+        );
       }
       const sr = f.srModel ? await loadPipelineFolder(f.srModel, variant) : undefined;
-      if (sr && sr.stage !== 'sr') throw new ImagenError('CONFIG_INVALID', `${f.srModel} is a stage-I pipeline, not super-resolution`);
+      if (sr && sr.stage !== 'sr')
+        throw new ImagenError('CONFIG_INVALID', `${f.srModel} is a stage-I pipeline, not super-resolution`);
       for (const p of [base, sr]) {
-        if (p?.notApplied.length) say(`note: ${p.dir}: ${p.notApplied.join(', ')} present but not applied by imagen-ts`);
+        if (p?.notApplied.length)
+          say(`note: ${p.dir}: ${p.notApplied.join(', ')} present but not applied by imagen-ts`);
       }
-      if (!base.textEncoder || !base.tokenizer) throw new ImagenError('NOT_FOUND', `${f.model}: no text_encoder/tokenizer`);
+      const embeddings = f.promptEmbeds ? await readPromptEmbeds(f.promptEmbeds) : undefined;
+      if (!embeddings && (!base.textEncoder || !base.tokenizer)) {
+        throw new ImagenError(
+          'NOT_FOUND',
+          `${f.model}: no text_encoder/tokenizer; encode the prompt elsewhere with \`imagen encode\` and pass --prompt-embeds`,
+        );
+      }
       const rt = createRuntime();
-      const encoder = new InMemoryT5Encoder(base.textEncoder, rt);
+      const encoder = embeddings ? undefined : new InMemoryT5Encoder(base.textEncoder!, rt);
       const bars = new Map<string, ProgressBar>();
       const t0 = performance.now();
       const onProgress = (e: ProgressEvent) => {
@@ -132,30 +187,37 @@ export function registerGenerate(program: Command): void {
       });
       let result: Awaited<ReturnType<typeof generateImages>>;
       try {
-        result = await generateImages(rt, { encoder, tokenizer: base.tokenizer, maxLength: base.maxTextLength }, toStage(base), sr && toStage(sr), {
-          prompt,
-          negativePrompt: f.negativePrompt,
-          numImagesPerPrompt: numImages,
-          seed,
-          cleanCaption: f.cleanCaption,
-          base: {
-            steps: parseSteps(f.steps),
-            guidanceScale: parseNumber(f.guidance, '--guidance', 0, 100),
-            thresholding: f.threshold as 'dynamic' | undefined,
-            sampler: f.sampler as 'ddpm',
+        result = await generateImages(
+          rt,
+          encoder && { encoder, tokenizer: base.tokenizer!, maxLength: base.maxTextLength },
+          toStage(base),
+          sr && toStage(sr),
+          {
+            prompt,
+            embeddings,
+            negativePrompt: f.negativePrompt,
+            numImagesPerPrompt: numImages,
+            seed,
+            cleanCaption: f.cleanCaption,
+            base: {
+              steps: parseSteps(f.steps),
+              guidanceScale: parseNumber(f.guidance, '--guidance', 0, 100),
+              thresholding: f.threshold as 'dynamic' | undefined,
+              sampler: f.sampler as 'ddpm',
+            },
+            sr: {
+              steps: parseSteps(f.srSteps),
+              guidanceScale: parseNumber(f.srGuidance, '--sr-guidance', 0, 100),
+              thresholding: f.threshold as 'dynamic' | undefined,
+              sampler: f.sampler as 'ddpm',
+              noiseLevel,
+            },
+            onProgress,
           },
-          sr: {
-            steps: parseSteps(f.srSteps),
-            guidanceScale: parseNumber(f.srGuidance, '--sr-guidance', 0, 100),
-            thresholding: f.threshold as 'dynamic' | undefined,
-            sampler: f.sampler as 'ddpm',
-            noiseLevel,
-          },
-          onProgress,
-        });
+        );
       } finally {
         for (const b of bars.values()) b.stop();
-        await encoder.release();
+        await encoder?.release();
       }
       const images = tensorToImages(result.sr ?? result.base);
       const paths = outputPaths(f.out, images.length);
@@ -165,6 +227,7 @@ export function registerGenerate(program: Command): void {
         process.stdout.write(
           `${JSON.stringify({ prompt, seed, images: paths, width: images[0]!.width, height: images[0]!.height, seconds })}\n`,
         );
-      } else say(`wrote ${paths.join(', ')} (${images[0]!.width}×${images[0]!.height}, ${seconds.toFixed(1)} s)`);
+      } else
+        say(`wrote ${paths.join(', ')} (${images[0]!.width}×${images[0]!.height}, ${seconds.toFixed(1)} s)`);
     });
 }

@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import { ImagenError } from '../../engine/errors.js';
-import { parseTrainConfig, tinyTrainConfig } from '../../train/config.js';
 import { readJson } from '../../platform/node/config.js';
 import { createRuntime } from '../../platform/node/runtime.js';
 import { runTraining } from '../../platform/node/train_run.js';
+import { parseTrainConfig, tinyTrainConfig } from '../../train/config.js';
 import { usageError } from '../errors.js';
 import { logger, ProgressBar } from '../progress.js';
 
@@ -43,10 +43,16 @@ export function registerTrain(program: Command): void {
     )
     .requiredOption('--data <dir>', 'captioned image folder')
     .requiredOption('--out <dir>', 'output pipeline folder')
-    .option('--config <file>', 'training config JSON (model configs + hyperparameters); default: a tiny model')
+    .option(
+      '--config <file>',
+      'training config JSON (model configs + hyperparameters); default: a tiny model',
+    )
     .option('--stage <stage>', 'base | sr (used when no --config is given)', 'base')
     .option('--resolution <px>', 'training resolution when no --config is given (default 32 base, 64 sr)')
-    .option('--low-resolution <px>', 'super-resolution input size when no --config is given (default resolution/4)')
+    .option(
+      '--low-resolution <px>',
+      'super-resolution input size when no --config is given (default resolution/4)',
+    )
     .option('--steps <n>', 'total optimisation steps (overrides the config)')
     .option('--batch <n>', 'batch size (overrides the config)')
     .option('--lr <f>', 'learning rate (overrides the config)')
@@ -61,7 +67,8 @@ export function registerTrain(program: Command): void {
         '  imagen train --data shapes/ --out my-sr --stage sr --steps 1000\n  imagen train --data shapes/ --out my-model --resume',
     )
     .action(async (f: TrainFlags) => {
-      if (f.stage !== 'base' && f.stage !== 'sr') throw usageError(`--stage must be base or sr, got "${f.stage}"`);
+      if (f.stage !== 'base' && f.stage !== 'sr')
+        throw usageError(`--stage must be base or sr, got "${f.stage}"`);
       const say = logger(f.quiet);
       const config = f.config
         ? parseTrainConfig(await readJson(f.config), f.config)
@@ -121,7 +128,9 @@ export function registerTrain(program: Command): void {
         say(`${r.stoppedEarly ? 'stopped' : 'finished'} at step ${r.step}; pipeline written to ${f.out}`);
         if (r.stoppedEarly) {
           say(`resume with: imagen train --data ${f.data} --out ${f.out} --resume`);
-          throw Object.assign(new ImagenError('ABORTED', 'training interrupted (checkpoint saved)'), { exitCode: 130 });
+          throw Object.assign(new ImagenError('ABORTED', 'training interrupted (checkpoint saved)'), {
+            exitCode: 130,
+          });
         }
       } finally {
         bar.stop();

@@ -59,7 +59,14 @@ export class AddedKVAttention extends Module {
       let bias: Tensor | undefined;
       if (textBias) {
         const extra = k.shape[1]! - textBias.shape[3]!;
-        bias = extra ? F.pad(textBias, [[0, 0], [0, 0], [0, 0], [0, extra]]) : textBias;
+        bias = extra
+          ? F.pad(textBias, [
+              [0, 0],
+              [0, 0],
+              [0, 0],
+              [0, extra],
+            ])
+          : textBias;
       }
       const heads = c / this.o.headDim;
       const a = F.attention(q, k, v, { numHeads: heads, scale: 1 / Math.sqrt(this.o.headDim), bias });

@@ -2,7 +2,7 @@ import type { Tensor } from '../../engine/graph.js';
 import * as F from '../../engine/ops/index.js';
 import { Module } from '../../nn/index.js';
 import { AddedKVAttention } from './attention.js';
-import { type ResnetOptions, ResnetBlock2D } from './resnet.js';
+import { ResnetBlock2D, type ResnetOptions } from './resnet.js';
 
 export type ResnetShared = Omit<ResnetOptions, 'inChannels' | 'outChannels' | 'down' | 'up'>;
 
@@ -38,7 +38,11 @@ export class DownBlock extends Module {
     for (let j = 0; j < layers; j++) {
       this.resnets.push(
         this.child(
-          new ResnetBlock2D(`${prefix}.resnets.${j}`, { ...res, inChannels: j === 0 ? inCh : outCh, outChannels: outCh }),
+          new ResnetBlock2D(`${prefix}.resnets.${j}`, {
+            ...res,
+            inChannels: j === 0 ? inCh : outCh,
+            outChannels: outCh,
+          }),
         ),
       );
       if (attn) {
@@ -49,7 +53,12 @@ export class DownBlock extends Module {
     }
     if (addDownsample) {
       this.downsampler = this.child(
-        new ResnetBlock2D(`${prefix}.downsamplers.0`, { ...res, inChannels: outCh, outChannels: outCh, down: true }),
+        new ResnetBlock2D(`${prefix}.downsamplers.0`, {
+          ...res,
+          inChannels: outCh,
+          outChannels: outCh,
+          down: true,
+        }),
       );
     }
   }
@@ -108,7 +117,9 @@ export class UpBlock extends Module {
     for (let j = 0; j < layers; j++) {
       const inCh = (j === 0 ? prevCh : outCh) + (j === layers - 1 ? skipInCh : outCh);
       this.resnets.push(
-        this.child(new ResnetBlock2D(`${prefix}.resnets.${j}`, { ...res, inChannels: inCh, outChannels: outCh })),
+        this.child(
+          new ResnetBlock2D(`${prefix}.resnets.${j}`, { ...res, inChannels: inCh, outChannels: outCh }),
+        ),
       );
       if (attn) {
         this.attentions.push(
@@ -118,7 +129,12 @@ export class UpBlock extends Module {
     }
     if (addUpsample) {
       this.upsampler = this.child(
-        new ResnetBlock2D(`${prefix}.upsamplers.0`, { ...res, inChannels: outCh, outChannels: outCh, up: true }),
+        new ResnetBlock2D(`${prefix}.upsamplers.0`, {
+          ...res,
+          inChannels: outCh,
+          outChannels: outCh,
+          up: true,
+        }),
       );
     }
   }

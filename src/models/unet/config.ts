@@ -123,11 +123,14 @@ export function parseUNetConfig(json: unknown): UNetConfig {
     const allowed = INERT_KEYS[k];
     if (!allowed) fail(`unknown key "${k}"`);
     if (!allowed.some((a) => a === v || (a === 0 && v === 0.0))) {
-      fail(`${k} = ${JSON.stringify(v)} is not supported (supported: ${allowed.map((a) => JSON.stringify(a)).join(', ')})`);
+      fail(
+        `${k} = ${JSON.stringify(v)} is not supported (supported: ${allowed.map((a) => JSON.stringify(a)).join(', ')})`,
+      );
     }
   }
   const boc = j.block_out_channels;
-  if (!Array.isArray(boc) || boc.length === 0 || !boc.every(isPosInt)) fail('block_out_channels must be a list of positive integers');
+  if (!Array.isArray(boc) || boc.length === 0 || !boc.every(isPosInt))
+    fail('block_out_channels must be a list of positive integers');
   const n = boc.length;
   const downTypes = j.down_block_types;
   const upTypes = j.up_block_types;
@@ -149,12 +152,14 @@ export function parseUNetConfig(json: unknown): UNetConfig {
   }
   const num = (k: string, d?: number): number => {
     const v = j[k] ?? d;
-    if (typeof v !== 'number' || !Number.isFinite(v)) fail(`${k} must be a number, got ${JSON.stringify(j[k])}`);
+    if (typeof v !== 'number' || !Number.isFinite(v))
+      fail(`${k} must be a number, got ${JSON.stringify(j[k])}`);
     return v;
   };
   const oneOf = <T>(k: string, options: readonly T[], d: T): T => {
     const v = (k in j ? j[k] : d) as T;
-    if (!options.includes(v)) fail(`${k} = ${JSON.stringify(v)} (supported: ${options.map((o) => JSON.stringify(o)).join(', ')})`);
+    if (!options.includes(v))
+      fail(`${k} = ${JSON.stringify(v)} (supported: ${options.map((o) => JSON.stringify(o)).join(', ')})`);
     return v;
   };
   const cfg: UNetConfig = {
@@ -195,7 +200,8 @@ export function parseUNetConfig(json: unknown): UNetConfig {
     fail('addition_embed_type "text" needs encoder_hid_dim (the text encoder width)');
   }
   for (const c of boc) {
-    if (c % cfg.norm_num_groups) fail(`block width ${c} is not divisible by norm_num_groups ${cfg.norm_num_groups}`);
+    if (c % cfg.norm_num_groups)
+      fail(`block width ${c} is not divisible by norm_num_groups ${cfg.norm_num_groups}`);
   }
   return cfg;
 }

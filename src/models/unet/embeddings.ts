@@ -19,7 +19,11 @@ export function timestepEmbedding(t: Tensor, dim: number, flipSinToCos: boolean,
   const sin = F.sin(arg);
   const cos = F.cos(arg);
   let emb = F.concat(flipSinToCos ? [cos, sin] : [sin, cos], 1);
-  if (dim % 2) emb = F.pad(emb, [[0, 0], [0, 1]]);
+  if (dim % 2)
+    emb = F.pad(emb, [
+      [0, 0],
+      [0, 1],
+    ]);
   return emb;
 }
 
@@ -62,7 +66,10 @@ export class AttentionPooling extends Module {
     readonly dim: number,
   ) {
     super(prefix);
-    this.positionalEmbedding = this.param('positional_embedding', [1, dim], { kind: 'normal', std: 1 / Math.sqrt(dim) });
+    this.positionalEmbedding = this.param('positional_embedding', [1, dim], {
+      kind: 'normal',
+      std: 1 / Math.sqrt(dim),
+    });
     this.q = this.child(new Linear(`${prefix}.q_proj`, dim, dim));
     this.k = this.child(new Linear(`${prefix}.k_proj`, dim, dim));
     this.v = this.child(new Linear(`${prefix}.v_proj`, dim, dim));

@@ -36,7 +36,9 @@ export class ResnetBlock2D extends Module {
     const { inChannels: ci, outChannels: co } = o;
     this.norm1 = this.child(new GroupNorm(`${prefix}.norm1`, o.groups, ci, o.eps));
     this.conv1 = this.child(new Conv2d(`${prefix}.conv1`, ci, co, 3, { padding: 1 }));
-    this.timeEmbProj = this.child(new Linear(`${prefix}.time_emb_proj`, o.tembChannels, o.scaleShift ? 2 * co : co));
+    this.timeEmbProj = this.child(
+      new Linear(`${prefix}.time_emb_proj`, o.tembChannels, o.scaleShift ? 2 * co : co),
+    );
     this.norm2 = this.child(new GroupNorm(`${prefix}.norm2`, o.groups, co, o.eps));
     this.conv2 = this.child(new Conv2d(`${prefix}.conv2`, co, co, 3, { padding: 1 }));
     this.convShortcut = ci !== co ? this.child(new Conv2d(`${prefix}.conv_shortcut`, ci, co, 1)) : undefined;

@@ -2,7 +2,14 @@ import { ImagenError } from '../../engine/errors.js';
 import type { Tensor } from '../../engine/graph.js';
 import * as F from '../../engine/ops/index.js';
 import { Conv2d, GroupNorm, Linear, Module } from '../../nn/index.js';
-import { type AttnShared, type BlockContext, DownBlock, MidBlock, type ResnetShared, UpBlock } from './blocks.js';
+import {
+  type AttnShared,
+  type BlockContext,
+  DownBlock,
+  MidBlock,
+  type ResnetShared,
+  UpBlock,
+} from './blocks.js';
 import { parseUNetConfig, textWidth, timeEmbedDim, type UNetConfig } from './config.js';
 import { activation, TextTimeEmbedding, TimestepEmbedding, timestepEmbedding } from './embeddings.js';
 
@@ -52,7 +59,9 @@ export class UNet2DConditionModel extends Module {
       this.classEmbedding = this.child(new TimestepEmbedding('class_embedding', boc[0]!, temb, cfg.act_fn));
     }
     if (cfg.encoder_hid_dim_type === 'text_proj') {
-      this.encoderHidProj = this.child(new Linear('encoder_hid_proj', cfg.encoder_hid_dim!, cfg.cross_attention_dim));
+      this.encoderHidProj = this.child(
+        new Linear('encoder_hid_proj', cfg.encoder_hid_dim!, cfg.cross_attention_dim),
+      );
     }
     if (cfg.addition_embed_type === 'text') {
       this.addEmbedding = this.child(
@@ -119,7 +128,12 @@ export class UNet2DConditionModel extends Module {
             revLayers[i]! + 1,
             res(cfg.resnet_out_scale_factor),
             hasAttn
-              ? { headDim: revHeads[i]!, crossDim: cfg.cross_attention_dim, groups: cfg.norm_num_groups, onlyCross: revOnlyCross[i]! }
+              ? {
+                  headDim: revHeads[i]!,
+                  crossDim: cfg.cross_attention_dim,
+                  groups: cfg.norm_num_groups,
+                  onlyCross: revOnlyCross[i]!,
+                }
               : undefined,
             i < n - 1,
           ),
@@ -142,7 +156,9 @@ export class UNet2DConditionModel extends Module {
     if (c !== cfg.in_channels) {
       bad(
         `sample has ${c} channels but this UNet takes ${cfg.in_channels}` +
-          (cfg.in_channels === 2 * c! ? ' (a super-resolution UNet: it also needs the upscaled low-res image)' : ''),
+          (cfg.in_channels === 2 * c!
+            ? ' (a super-resolution UNet: it also needs the upscaled low-res image)'
+            : ''),
       );
     }
     const div = 2 ** (cfg.block_out_channels.length - 1);
@@ -152,7 +168,9 @@ export class UNet2DConditionModel extends Module {
       bad(`encoder_hidden_states must be [${b}, L, ${textWidth(cfg)}], got [${e.shape.join(', ')}]`);
     }
     if (cfg.class_embed_type === 'timestep' && !i.classLabels) {
-      bad('this UNet has class_embed_type "timestep" (a super-resolution stage): class_labels (the noise level) are required');
+      bad(
+        'this UNet has class_embed_type "timestep" (a super-resolution stage): class_labels (the noise level) are required',
+      );
     }
     if (cfg.class_embed_type === null && i.classLabels) {
       bad('class_labels given but this UNet has no class embedding (is this a stage-I model?)');
@@ -171,7 +189,10 @@ export class UNet2DConditionModel extends Module {
     let emb = this.timeEmbedding.forward(timestepEmbedding(t, boc0, cfg.flip_sin_to_cos, cfg.freq_shift));
     if (this.classEmbedding && inputs.classLabels) {
       const cl = F.expand(F.reshape(inputs.classLabels, [-1]), [b]);
-      emb = F.add(emb, this.classEmbedding.forward(timestepEmbedding(cl, boc0, cfg.flip_sin_to_cos, cfg.freq_shift)));
+      emb = F.add(
+        emb,
+        this.classEmbedding.forward(timestepEmbedding(cl, boc0, cfg.flip_sin_to_cos, cfg.freq_shift)),
+      );
     }
     if (this.addEmbedding) emb = F.add(emb, this.addEmbedding.forward(enc));
     if (cfg.time_embedding_act_fn) emb = activation(cfg.time_embedding_act_fn, emb);

@@ -42,7 +42,8 @@ export async function scanImageFolder(dir: string): Promise<CaptionedFile[]> {
       if (typeof r.file_name !== 'string' || typeof r.text !== 'string') {
         throw new ImagenError('FILE_INVALID', `${meta}:${i + 1}: needs string fields "file_name" and "text"`);
       }
-      if (!r.text.trim()) throw new ImagenError('FILE_INVALID', `${meta}:${i + 1}: empty caption for ${r.file_name}`);
+      if (!r.text.trim())
+        throw new ImagenError('FILE_INVALID', `${meta}:${i + 1}: empty caption for ${r.file_name}`);
       entries.push({ file: join(dir, r.file_name), text: r.text });
     });
   } else {

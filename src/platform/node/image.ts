@@ -12,7 +12,11 @@ export async function readImage(path: string, size?: { width: number; height: nu
     if (size) img = img.resize(size.width, size.height, { fit: 'cover', kernel: 'lanczos3' });
     const { data, info } = await img.raw().toBuffer({ resolveWithObject: true });
     if (info.channels !== 3) throw new Error(`decoded ${info.channels} channels`);
-    return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
+    return {
+      width: info.width,
+      height: info.height,
+      data: new Uint8Array(data.buffer, data.byteOffset, data.length),
+    };
   } catch (e) {
     const msg = (e as Error).message;
     if ((e as NodeJS.ErrnoException).code === 'ENOENT' || /missing|no such file/i.test(msg)) {
@@ -41,5 +45,9 @@ export async function resizeImage(img: RgbImage, width: number, height: number):
     .resize(width, height, { fit: 'fill', kernel: 'lanczos3' })
     .raw()
     .toBuffer({ resolveWithObject: true });
-  return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
+  return {
+    width: info.width,
+    height: info.height,
+    data: new Uint8Array(data.buffer, data.byteOffset, data.length),
+  };
 }

@@ -1,9 +1,9 @@
 import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { makeSchedule, parseSchedulerConfig, type Schedule } from '../../diffusion/schedule.js';
 import { ImagenError } from '../../engine/errors.js';
 import type { NDArray } from '../../engine/ndarray.js';
-import { makeSchedule, parseSchedulerConfig, type Schedule } from '../../diffusion/schedule.js';
-import { T5Encoder } from '../../models/t5/t5_encoder.js';
+import type { T5Encoder } from '../../models/t5/t5_encoder.js';
 import type { UNetConfig } from '../../models/unet/config.js';
 import type { UNet2DConditionModel } from '../../models/unet/unet.js';
 import type { TextTokenizer } from '../../text/tokenizer.js';
@@ -34,7 +34,10 @@ export interface PipelineParts {
   imageNoisingScheduler?: Record<string, unknown>;
 }
 
-function pick(params: { name: string; value?: NDArray }[], weights?: Map<string, NDArray>): Record<string, NDArray> {
+function pick(
+  params: { name: string; value?: NDArray }[],
+  weights?: Map<string, NDArray>,
+): Record<string, NDArray> {
   const out: Record<string, NDArray> = {};
   for (const p of params) {
     const v = weights?.get(p.name) ?? p.value;
@@ -70,14 +73,21 @@ export async function savePipelineFolder(dir: string, parts: PipelineParts): Pro
 
   await mkdir(join(dir, 'unet'), { recursive: true });
   await writeJson(join(dir, 'unet', 'config.json'), unetConfigJson(parts.unet.config));
-  await writeSafetensors(join(dir, 'unet', 'diffusion_pytorch_model.safetensors'), pick(parts.unet.parameters(), parts.weights), {
-    format: 'pt',
-  });
+  await writeSafetensors(
+    join(dir, 'unet', 'diffusion_pytorch_model.safetensors'),
+    pick(parts.unet.parameters(), parts.weights),
+    {
+      format: 'pt',
+    },
+  );
   await mkdir(join(dir, 'scheduler'), { recursive: true });
   await writeJson(join(dir, 'scheduler', 'scheduler_config.json'), parts.scheduler);
   if (sr) {
     await mkdir(join(dir, 'image_noising_scheduler'), { recursive: true });
-    await writeJson(join(dir, 'image_noising_scheduler', 'scheduler_config.json'), parts.imageNoisingScheduler ?? {});
+    await writeJson(
+      join(dir, 'image_noising_scheduler', 'scheduler_config.json'),
+      parts.imageNoisingScheduler ?? {},
+    );
   }
   if (parts.textEncoder) {
     await mkdir(join(dir, 'text_encoder'), { recursive: true });
@@ -100,9 +110,14 @@ export async function savePipelineFolder(dir: string, parts: PipelineParts): Pro
         pad_token: '<pad>',
         unk_token: '<unk>',
       });
-      await writeJson(join(t, 'special_tokens_map.json'), { eos_token: '</s>', pad_token: '<pad>', unk_token: '<unk>' });
+      await writeJson(join(t, 'special_tokens_map.json'), {
+        eos_token: '</s>',
+        pad_token: '<pad>',
+        unk_token: '<unk>',
+      });
     } else {
-      for (const [name, data] of Object.entries(parts.tokenizer.files)) await atomicWriteFile(join(t, name), data);
+      for (const [name, data] of Object.entries(parts.tokenizer.files))
+        await atomicWriteFile(join(t, name), data);
     }
   }
   await writeJson(join(dir, 'model_index.json'), index);
@@ -125,7 +140,10 @@ export interface LoadedPipeline {
 const OPTIONAL = ['safety_checker', 'feature_extractor', 'watermarker'];
 
 /** Load a diffusers IF pipeline folder (ours or DeepFloyd's), listing anything missing in one error. */
-export async function loadPipelineFolder(dir: string, options: { variant?: 'fp16' } = {}): Promise<LoadedPipeline> {
+export async function loadPipelineFolder(
+  dir: string,
+  options: { variant?: 'fp16' } = {},
+): Promise<LoadedPipeline> {
   if (!(await isDirectory(dir))) throw new ImagenError('NOT_FOUND', `${dir}: no such model folder`);
   const index = (await readJson(join(dir, 'model_index.json')).catch((e) => {
     if (e instanceof ImagenError && e.code === 'NOT_FOUND') {
@@ -154,14 +172,17 @@ export async function loadPipelineFolder(dir: string, options: { variant?: 'fp16
     notApplied: OPTIONAL.filter((k) => listed(k) && present.has(k)),
     maxTextLength: 77,
   };
-  if (present.has('text_encoder')) loaded.textEncoder = await loadT5EncoderModule(join(dir, 'text_encoder'), options);
+  if (present.has('text_encoder'))
+    loaded.textEncoder = await loadT5EncoderModule(join(dir, 'text_encoder'), options);
   if (present.has('tokenizer')) {
     loaded.tokenizer = await loadTokenizer(join(dir, 'tokenizer'));
-    const tc = (await readJson(join(dir, 'tokenizer', 'tokenizer_config.json')).catch(() => ({}))) as Record<string, unknown>;
+    const tc = (await readJson(join(dir, 'tokenizer', 'tokenizer_config.json')).catch(() => ({}))) as Record<
+      string,
+      unknown
+    >;
     const m = tc.model_max_length;
     // Published T5 tokenizers say 512 or a huge sentinel; IF pads to 77.
     if (typeof m === 'number' && m >= 8 && m < 512) loaded.maxTextLength = m;
   }
   return loaded;
 }
-

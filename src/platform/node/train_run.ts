@@ -1,10 +1,10 @@
 import { appendFile, mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Generator } from '../../diffusion/noise.js';
+import { makeSchedule, parseSchedulerConfig } from '../../diffusion/schedule.js';
 import { ImagenError } from '../../engine/errors.js';
 import { NDArray } from '../../engine/ndarray.js';
 import type { Runtime } from '../../engine/runtime.js';
-import { Generator } from '../../diffusion/noise.js';
-import { makeSchedule, parseSchedulerConfig } from '../../diffusion/schedule.js';
 import { T5Encoder } from '../../models/t5/t5_encoder.js';
 import { UNet2DConditionModel } from '../../models/unet/unet.js';
 import { ByT5Tokenizer } from '../../text/byt5.js';
@@ -55,7 +55,12 @@ async function buildTokenizer(cfg: TrainConfig): Promise<TextTokenizer> {
 }
 
 /** Everything needed to continue training exactly where it stopped. */
-async function saveCheckpoint(dir: string, trainer: DiffusionTrainer, order: DataOrder, cfg: TrainConfig): Promise<void> {
+async function saveCheckpoint(
+  dir: string,
+  trainer: DiffusionTrainer,
+  order: DataOrder,
+  cfg: TrainConfig,
+): Promise<void> {
   const tmp = join(dir, CKPT_TMP);
   await rm(tmp, { recursive: true, force: true });
   await mkdir(tmp, { recursive: true });
@@ -67,7 +72,11 @@ async function saveCheckpoint(dir: string, trainer: DiffusionTrainer, order: Dat
   await writeSafetensors(join(tmp, 'ema.safetensors'), trainer.ema.stateDict(), meta);
   await atomicWriteFile(
     join(tmp, 'state.json'),
-    JSON.stringify({ step: trainer.step, generator: trainer.generator.state(), data_order: order.state, config: cfg }, null, 2),
+    JSON.stringify(
+      { step: trainer.step, generator: trainer.generator.state(), data_order: order.state, config: cfg },
+      null,
+      2,
+    ),
   );
   // Swap folders so that some complete checkpoint exists at every instant.
   const cur = join(dir, CKPT);
@@ -139,12 +148,21 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
     );
   }
   const schedule = makeSchedule(parseSchedulerConfig(cfg.scheduler));
-  const noising = cfg.stage === 'sr' ? makeSchedule(parseSchedulerConfig(cfg.image_noising_scheduler ?? {})) : undefined;
+  const noising =
+    cfg.stage === 'sr' ? makeSchedule(parseSchedulerConfig(cfg.image_noising_scheduler ?? {})) : undefined;
   unet.initialize(hp.seed);
   textEncoder.initialize(hp.seed + 1);
-  const data = await ImageDataset.load(o.dataDir, cfg.resolution, cfg.stage === 'sr' ? cfg.low_resolution : undefined);
+  const data = await ImageDataset.load(
+    o.dataDir,
+    cfg.resolution,
+    cfg.stage === 'sr' ? cfg.low_resolution : undefined,
+  );
   say(`loaded ${data.length} captioned images from ${o.dataDir}`);
-  const trainer = new DiffusionTrainer(o.runtime, { unet, textEncoder, tokenizer, schedule, imageNoisingSchedule: noising }, hp);
+  const trainer = new DiffusionTrainer(
+    o.runtime,
+    { unet, textEncoder, tokenizer, schedule, imageNoisingSchedule: noising },
+    hp,
+  );
   const order = new DataOrder(data.length, hp.seed);
 
   if (state && ckptDir) {
@@ -168,7 +186,8 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
 
   const savePipeline = async () => {
     const ema = new Map<string, NDArray>();
-    for (const p of trainer.ema.params) ema.set(p.name, new NDArray('float32', p.shape, trainer.ema.shadow(p)));
+    for (const p of trainer.ema.params)
+      ema.set(p.name, new NDArray('float32', p.shape, trainer.ema.shadow(p)));
     await savePipelineFolder(o.outDir, {
       stage: cfg.stage,
       unet,
