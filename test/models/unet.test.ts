@@ -31,6 +31,7 @@ async function parity(name: string, decompose: boolean) {
   );
   const got = (await f.run(feeds)).output!;
   const want = await outputs.get('sample');
+  await Promise.all([weights.close(), inputs.close(), outputs.close(), f.release()]);
   expect(got.shape).toEqual(want.shape);
   const scale = Math.max(...Array.from(want.data as Float32Array, Math.abs));
   const err = maxAbsErr(got.data as Float32Array, want) / scale;
