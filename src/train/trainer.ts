@@ -194,7 +194,7 @@ export class DiffusionTrainer {
     if (!Number.isFinite(r.loss) || !Number.isFinite(gradNorm)) {
       throw new ImagenError(
         'RUNTIME_FAILED',
-        `loss became ${r.loss} (gradient norm ${gradNorm}) at step ${this.step + 1}`,
+        `loss became non-finite (loss ${r.loss}, gradient norm ${gradNorm}) at step ${this.step + 1}`,
       );
     }
     const lr = this.lrAt(this.step);

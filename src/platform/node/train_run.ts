@@ -54,8 +54,11 @@ async function buildTokenizer(cfg: TrainConfig): Promise<TextTokenizer> {
   return 'type' in cfg.tokenizer ? new ByT5Tokenizer() : loadTokenizer(cfg.tokenizer.path);
 }
 
-/** Everything needed to continue training exactly where it stopped. */
-async function saveCheckpoint(
+/**
+ * Everything needed to continue training exactly where it stopped, written to a staging folder;
+ * `promoteCheckpoint` makes it the current one.
+ */
+async function writeCheckpoint(
   dir: string,
   trainer: DiffusionTrainer,
   order: DataOrder,
@@ -78,13 +81,27 @@ async function saveCheckpoint(
       2,
     ),
   );
-  // Swap folders so that some complete checkpoint exists at every instant.
+}
+
+/** Swap the staged checkpoint in, so that some complete checkpoint exists at every instant. */
+async function promoteCheckpoint(dir: string): Promise<void> {
+  const tmp = join(dir, CKPT_TMP);
   const cur = join(dir, CKPT);
   const old = join(dir, CKPT_OLD);
   await rm(old, { recursive: true, force: true });
   if (await exists(cur)) await rename(cur, old);
   await rename(tmp, cur);
   await rm(old, { recursive: true, force: true });
+}
+
+async function saveCheckpoint(
+  dir: string,
+  trainer: DiffusionTrainer,
+  order: DataOrder,
+  cfg: TrainConfig,
+): Promise<void> {
+  await writeCheckpoint(dir, trainer, order, cfg);
+  await promoteCheckpoint(dir);
 }
 
 async function findCheckpoint(dir: string): Promise<string | undefined> {
@@ -200,7 +217,12 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
   };
   const every = o.checkpointEvery ?? 500;
   let lastLoss: number | undefined;
-  let lastSaved = trainer.step;
+  // Step of the checkpoint on disk (the one resumed from, if any).
+  let lastGood: number | undefined = state ? trainer.step : undefined;
+  // A periodic checkpoint is staged when written and promoted only once the next step's loss,
+  // computed from exactly its weights, is finite: an update can leave finite but useless
+  // weights (lr far too high), and the step that produced them still reported a finite loss.
+  let staged: number | undefined;
   let stoppedEarly = false;
   const t0 = performance.now();
   const startStep = trainer.step;
@@ -212,6 +234,11 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
       }
       const batch = data.batch(order.next(hp.batchSize));
       const s = await trainer.trainStep(batch);
+      if (staged !== undefined) {
+        await promoteCheckpoint(o.outDir);
+        lastGood = staged;
+        staged = undefined;
+      }
       lastLoss = s.loss;
       const elapsed = (performance.now() - t0) / 1000;
       const ips = ((trainer.step - startStep) * hp.batchSize) / Math.max(elapsed, 1e-9);
@@ -220,18 +247,23 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
         `${JSON.stringify({ step: s.step, loss: s.loss, grad_norm: s.gradNorm, lr: s.lr, images_per_s: ips })}\n`,
       );
       o.onStep?.({ ...s, imagesPerSecond: ips, maxSteps: hp.maxSteps });
-      if (trainer.step % every === 0) {
-        await saveCheckpoint(o.outDir, trainer, order, cfg);
-        lastSaved = trainer.step;
+      // The final step is checkpointed after the loop.
+      if (trainer.step % every === 0 && trainer.step < hp.maxSteps) {
+        await writeCheckpoint(o.outDir, trainer, order, cfg);
+        staged = trainer.step;
       }
     }
   } catch (e) {
     if (e instanceof ImagenError && e.code === 'RUNTIME_FAILED') {
-      throw new ImagenError(
-        'RUNTIME_FAILED',
-        `${e.message}; stopped. The last good checkpoint (step ${lastSaved}) is kept in ${join(o.outDir, CKPT)}; ` +
-          'lower the learning rate and resume with --resume',
-      );
+      await rm(join(o.outDir, CKPT_TMP), { recursive: true, force: true });
+      const discarded =
+        staged !== undefined ? ` (the one written at step ${staged} led to it and was discarded)` : '';
+      const kept =
+        lastGood !== undefined
+          ? `The last good checkpoint (step ${lastGood}) is kept in ${join(o.outDir, CKPT)}${discarded}; ` +
+            'resume from it with --resume and a lower --lr'
+          : `No good checkpoint was written before it${discarded}; lower the learning rate and start again`;
+      throw new ImagenError('RUNTIME_FAILED', `${e.message}; training stopped. ${kept}`);
     }
     throw e;
   } finally {
