@@ -2,7 +2,7 @@ import { NDArray } from '../engine/ndarray.js';
 import type { Parameter } from '../engine/parameter.js';
 
 /** mulberry32: tiny, fast, deterministic on every platform (init needs no crypto quality). */
-function mulberry32(seed: number): () => number {
+export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

@@ -1,16 +1,8 @@
 import { NDArray, sizeOf } from '../../src/engine/ndarray.js';
+import { mulberry32 } from '../../src/nn/init.js';
 
-/** Small deterministic PRNG for test data (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Small deterministic PRNG for test data (the same mulberry32 the model initialiser uses). */
+export const rng = mulberry32;
 
 /** Uniform values in [lo, hi). */
 export function randF32(r: () => number, shape: readonly number[], lo = -1, hi = 1): NDArray {

@@ -3,18 +3,9 @@ import { f32ToBf16Bits, f32ToF16Bits } from '../../src/engine/dtype.js';
 import { ImagenError } from '../../src/engine/errors.js';
 import { NDArray } from '../../src/engine/ndarray.js';
 import { type ByteSource, encodeSafetensors, SafetensorsFile } from '../../src/io/safetensors.js';
+import { rng } from '../helpers/random.js';
 
-/** mulberry32: tiny, seedable, good enough to spread mutations; failures reproduce from the seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = rng;
 
 const SEED = 0x5afe7e45;
 const ITERATIONS = 3000;
