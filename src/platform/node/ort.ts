@@ -1,4 +1,7 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
 import ort from 'onnxruntime-node';
 import type { DType } from '../../engine/dtype.js';
 import { ImagenError } from '../../engine/errors.js';
@@ -36,32 +39,114 @@ export type ExecutionProvider = 'cpu' | 'cuda';
 export interface NodeBackendOptions {
   device?: ExecutionProvider;
   threads?: number;
+  /** Where a fallback notice goes (default: console.warn). */
+  onWarning?: (message: string) => void;
 }
 
-/** ONNX Runtime for Node (CPU, or CUDA where the provider is installed). */
-export class NodeBackend implements Backend {
-  readonly name: string;
-  private readonly threads: number;
+/** Folder of onnxruntime-node's native binding, where the optional CUDA provider library goes. */
+function ortBinaryDir(): string | undefined {
+  try {
+    const main = createRequire(import.meta.url).resolve('onnxruntime-node');
+    return join(dirname(main), '..', 'bin', 'napi-v6', process.platform, process.arch);
+  } catch {
+    return undefined;
+  }
+}
 
-  constructor(private readonly options: NodeBackendOptions = {}) {
-    this.name = `onnxruntime-node:${options.device ?? 'cpu'}`;
+/**
+ * Why ORT's CUDA execution provider cannot run in this process, or undefined when it can be tried.
+ * The npm package does not bundle the CUDA provider (it is a separate download at install time), and
+ * it needs an NVIDIA driver; both are checked without loading anything.
+ */
+export function cudaUnavailableReason(): string | undefined {
+  if (process.platform !== 'linux' && process.platform !== 'win32') {
+    return `onnxruntime-node has no CUDA provider for ${process.platform}`;
+  }
+  const dir = ortBinaryDir();
+  const lib =
+    process.platform === 'win32' ? 'onnxruntime_providers_cuda.dll' : 'libonnxruntime_providers_cuda.so';
+  if (!dir || !existsSync(join(dir, lib))) {
+    return (
+      `${lib} is not installed with onnxruntime-node (its CUDA binaries are an optional download: ` +
+      'reinstall with ONNXRUNTIME_NODE_INSTALL=cuda12, or npm install --onnxruntime-node-install=cuda12)'
+    );
+  }
+  if (
+    process.platform === 'linux' &&
+    !existsSync('/proc/driver/nvidia/version') &&
+    !existsSync('/dev/nvidiactl')
+  ) {
+    return 'no NVIDIA driver found (/proc/driver/nvidia/version and /dev/nvidiactl are absent)';
+  }
+  return undefined;
+}
+
+/** Whether `--device cuda` can be tried here (the session itself may still fail, and then falls back). */
+export function cudaAvailable(): boolean {
+  return cudaUnavailableReason() === undefined;
+}
+
+/** ONNX Runtime for Node (CPU, or CUDA where the provider is installed; otherwise CPU with a notice). */
+export class NodeBackend implements Backend {
+  private readonly threads: number;
+  /** The provider sessions are created with: `cuda` falls back to `cpu` when it cannot run. */
+  private current: ExecutionProvider;
+  private readonly warn: (message: string) => void;
+
+  constructor(options: NodeBackendOptions = {}) {
     this.threads = options.threads ?? (Number(process.env.IMAGEN_THREADS ?? 0) || availableParallelism());
+    this.warn = options.onWarning ?? ((m) => console.warn(m));
+    this.current = options.device ?? 'cpu';
+    if (this.current === 'cuda') {
+      const why = cudaUnavailableReason();
+      if (why) this.fallBack(why);
+    }
+  }
+
+  get name(): string {
+    return `onnxruntime-node:${this.current}`;
+  }
+
+  /** The execution provider in use (after any fallback). */
+  get device(): ExecutionProvider {
+    return this.current;
+  }
+
+  private fallBack(why: string): void {
+    this.current = 'cpu';
+    this.warn(
+      `[imagen] --device cuda: ONNX Runtime's CUDA execution provider is not available (${why}); running on CPU.`,
+    );
   }
 
   async createSession(model: Uint8Array, options: SessionOptions = {}): Promise<BackendSession> {
-    const session = await ort.InferenceSession.create(model, {
-      executionProviders: [this.options.device ?? 'cpu'],
-      intraOpNumThreads: options.threads ?? this.threads,
-      interOpNumThreads: 1,
-      graphOptimizationLevel: 'all',
-      // Idle ORT threads spin and steal the cores from JS and from the next session (notes §3).
-      extra: {
-        session: {
-          intra_op: { allow_spinning: '0' },
-          ...(options.lowMemory ? { disable_prepacking: '1' } : {}),
+    const create = (device: ExecutionProvider) =>
+      ort.InferenceSession.create(model, {
+        // CUDA lists CPU second: ORT places the nodes CUDA has no kernel for on the CPU.
+        executionProviders: device === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
+        intraOpNumThreads: options.threads ?? this.threads,
+        interOpNumThreads: 1,
+        graphOptimizationLevel: 'all',
+        // Idle ORT threads spin and steal the cores from JS and from the next session (notes §3).
+        extra: {
+          session: {
+            intra_op: { allow_spinning: '0' },
+            ...(options.lowMemory ? { disable_prepacking: '1' } : {}),
+          },
         },
-      },
-    });
+      });
+    let session: ort.InferenceSession;
+    if (this.current === 'cuda') {
+      try {
+        session = await create('cuda');
+      } catch (e) {
+        // The provider library is there but cannot start (driver/CUDA/cuDNN version): say so once.
+        this.fallBack(`session creation failed: ${(e as Error).message.split('\n')[0]}`);
+        session = await create('cpu');
+      }
+    } else {
+      session = await create('cpu');
+    }
     return {
       async run(feeds, outputNames) {
         const ortFeeds: Record<string, ort.Tensor> = {};

@@ -1,14 +1,56 @@
 import { ImagenError } from '../../engine/errors.js';
+import type { Runtime } from '../../engine/runtime.js';
+import { checkUNetCheckpoint, StreamingUNetRunner } from '../../models/unet/streaming.js';
 import { UNet2DConditionModel } from '../../models/unet/unet.js';
+import { createUNetRunner, setUNetRunnerFactory, type UNetLike } from '../../pipelines/unet_runner.js';
 import { readModelConfig } from './config.js';
-import { openCheckpoint } from './files.js';
+import { type ClosableCheckpoint, openCheckpoint } from './files.js';
+import { createRuntime } from './runtime.js';
+
+/**
+ * Above this many checkpoint bytes (in the storage dtype) the UNet streams its weights. One ONNX
+ * model cannot embed more than 2 GB (protobuf), and embedding from JS costs about 3× its size in
+ * RSS (notes §4). IF-I-XL (8.6 GB fp16) and IF-II-L (2.5 GB fp16) stream; the tiny and M models don't.
+ */
+export const DEFAULT_UNET_STREAMING_THRESHOLD_BYTES = 1.5e9;
 
 export interface LoadOptions {
   /** Prefer `*.fp16.safetensors` weights (kept as float16 in memory, cast to float32 in the graph). */
   variant?: 'fp16';
+  /** Force (true) or forbid (false) weight streaming; default: by checkpoint size. */
+  streaming?: boolean;
+  streamingThresholdBytes?: number;
+  /** Streaming only: read the next piece while one runs (default true). */
+  prefetch?: boolean;
+  /** Streaming only: intra-op threads of the piece sessions. */
+  threads?: number;
+  /** Streaming only: progress after every piece. */
+  onPiece?: (name: string, index: number, count: number, ms: number) => void;
 }
 
-/** Load a diffusers UNet folder (config.json + diffusion_pytorch_model[.fp16].safetensors, possibly sharded). */
+function withDir(dir: string, e: unknown): unknown {
+  if (e instanceof ImagenError && !e.message.includes(dir)) {
+    return new ImagenError(e.code, `${dir}: ${e.message}`, { cause: e });
+  }
+  return e;
+}
+
+function checkpointBytes(ckpt: ClosableCheckpoint): number {
+  let n = 0;
+  for (const k of ckpt.keys()) {
+    const info = ckpt.info(k);
+    n += info.end - info.begin;
+  }
+  return n;
+}
+
+/**
+ * Load a diffusers UNet folder (config.json + diffusion_pytorch_model[.fp16].safetensors, possibly
+ * sharded). Small checkpoints are loaded into the module. Large ones (or `streaming: true`) are only
+ * checked against the config from the headers: the returned module has no weights, and
+ * `createUNetRunner` / `new UNetRunner` on it give a `StreamingUNetRunner` that reads them piece by
+ * piece from the folder (reopened per runner, closed by its `release()`).
+ */
 export async function loadUNet(dir: string, options: LoadOptions = {}): Promise<UNet2DConditionModel> {
   const cfg = await readModelConfig(dir);
   if (cfg._class_name !== undefined && cfg._class_name !== 'UNet2DConditionModel') {
@@ -18,14 +60,38 @@ export async function loadUNet(dir: string, options: LoadOptions = {}): Promise<
     );
   }
   const model = new UNet2DConditionModel(cfg);
-  const ckpt = await openCheckpoint(dir, options);
+  const open = () => openCheckpoint(dir, options.variant ? { variant: options.variant } : {});
+  const ckpt = await open();
   try {
-    await model.loadStateDict(ckpt);
+    const threshold = options.streamingThresholdBytes ?? DEFAULT_UNET_STREAMING_THRESHOLD_BYTES;
+    const streaming = options.streaming ?? checkpointBytes(ckpt) > threshold;
+    if (streaming) {
+      checkUNetCheckpoint(model, ckpt);
+      setUNetRunnerFactory(
+        model,
+        (rt) =>
+          new StreamingUNetRunner(rt, model, open, {
+            prefetch: options.prefetch,
+            threads: options.threads,
+            onPiece: options.onPiece,
+          }),
+      );
+    } else {
+      await model.loadStateDict(ckpt);
+    }
   } catch (e) {
-    if (e instanceof ImagenError) throw new ImagenError(e.code, `${dir}: ${e.message}`);
-    throw e;
+    throw withDir(dir, e);
   } finally {
     await ckpt.close();
   }
   return model;
+}
+
+/** A runnable UNet for `dir`: in memory, or weight-streaming above the size threshold (see `loadUNet`). */
+export async function loadUNetRunner(
+  dir: string,
+  options: LoadOptions & { runtime?: Runtime } = {},
+): Promise<UNetLike> {
+  const rt = options.runtime ?? createRuntime(options.threads ? { threads: options.threads } : {});
+  return createUNetRunner(rt, await loadUNet(dir, options));
 }

@@ -1,0 +1,160 @@
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { NDArray } from '../../src/engine/index.js';
+import { StreamingUNetRunner } from '../../src/models/unet/streaming.js';
+import { InMemoryUNetRunner, type UNetCall, UNetRunner } from '../../src/pipelines/unet_runner.js';
+import { openSafetensors, writeSafetensors } from '../../src/platform/node/files.js';
+import { cudaAvailable, NodeBackend } from '../../src/platform/node/ort.js';
+import { createRuntime } from '../../src/platform/node/runtime.js';
+import { loadUNet, loadUNetRunner } from '../../src/platform/node/unet_loader.js';
+import { fixture } from '../helpers/fixtures.js';
+import { maxAbsErr } from '../reference/fd.js';
+
+const rt = createRuntime({ threads: 2 });
+const tmp = mkdtempSync(join(tmpdir(), 'unet-streaming-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+async function loadAll(file: string): Promise<Record<string, NDArray>> {
+  const st = await openSafetensors(file);
+  const out: Record<string, NDArray> = {};
+  for (const k of st.keys()) out[k] = await st.get(k);
+  await st.close();
+  return out;
+}
+
+function rel(got: NDArray, want: NDArray): number {
+  const scale = Math.max(1e-12, ...Array.from(want.toFloat32().data as Float32Array, Math.abs));
+  return maxAbsErr(got.data as Float32Array, want.toFloat32()) / scale;
+}
+
+/**
+ * The fixture's inputs as a pipeline call. The fixture has one timestep per sample and a call takes
+ * one for the batch, so this is not the diffusers output's call: diffusers parity of the in-memory
+ * UNet is test/models/unet.test.ts; here streaming must equal in-memory.
+ */
+async function fixtureCall(dir: string): Promise<UNetCall> {
+  const i = await loadAll(join(dir, 'inputs.safetensors'));
+  return {
+    sample: i.sample!,
+    timestep: i.timestep!.toArray()[0]!,
+    encoderHiddenStates: i.encoder_hidden_states!,
+    classLabels: i.class_labels,
+  };
+}
+
+/** The fixture UNet with its weights stored as fp16 (how IF's big checkpoints are published). */
+async function fp16Copy(dir: string, name: string): Promise<string> {
+  const out = join(tmp, name);
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(out, { recursive: true });
+  copyFileSync(join(dir, 'config.json'), join(out, 'config.json'));
+  const w = await loadAll(join(dir, 'diffusion_pytorch_model.safetensors'));
+  const half: Record<string, NDArray> = {};
+  for (const [k, v] of Object.entries(w)) half[k] = v.cast('float16');
+  await writeSafetensors(join(out, 'diffusion_pytorch_model.fp16.safetensors'), half);
+  return out;
+}
+
+describe.skipIf(!fixture('if-stage1-unet'))('streaming UNet = in-memory UNet', () => {
+  for (const name of ['if-stage1-unet', 'if-stage2-unet']) {
+    it(`${name}: float32 weights, forced streaming via a tiny threshold`, async () => {
+      const dir = fixture(name)!;
+      const call = await fixtureCall(dir);
+      const mem = await loadUNetRunner(dir, { runtime: rt, streaming: false });
+      const pieces: string[] = [];
+      const str = await loadUNetRunner(dir, {
+        runtime: rt,
+        streamingThresholdBytes: 1,
+        threads: 2,
+        onPiece: (p) => pieces.push(p),
+      });
+      expect(mem).toBeInstanceOf(InMemoryUNetRunner);
+      expect(str).toBeInstanceOf(StreamingUNetRunner);
+      const a = await mem.run(call);
+      const b = await str.run(call);
+      const again = await str.run(call); // second call reuses the compiled pieces
+      const s = str as StreamingUNetRunner;
+      expect(pieces.length).toBe(2 * s.pieceCount);
+      expect(pieces[0]).toBe('embeddings');
+      expect(pieces[s.pieceCount - 1]).toBe('conv_out');
+      expect(s.graphCount).toBeLessThan(s.pieceCount); // identical layers share one graph
+      expect(b.shape).toEqual(a.shape);
+      const errMem = rel(b, a);
+      console.log(
+        `${name}: ${s.pieceCount} pieces, ${s.graphCount} graphs; streaming vs in-memory ${errMem.toExponential(2)}`,
+      );
+      expect(errMem).toBeLessThanOrEqual(1e-5);
+      expect(rel(again, b)).toBe(0);
+      await mem.release();
+      await str.release();
+      await expect(str.run(call)).rejects.toThrow(/after release/);
+    });
+
+    it(`${name}: fp16 checkpoint, widened in JS = cast in the graph`, async () => {
+      const dir = await fp16Copy(fixture(name)!, name);
+      const call = await fixtureCall(fixture(name)!);
+      const memUnet = await loadUNet(dir, { variant: 'fp16', streaming: false });
+      const mem = new UNetRunner(rt, memUnet);
+      // The pipelines' `new UNetRunner(rt, unet)` picks the streaming runner the loader registered.
+      const strUnet = await loadUNet(dir, { variant: 'fp16', streaming: true, prefetch: false });
+      expect(strUnet.parameters().every((p) => p.value === undefined)).toBe(true);
+      const str = new UNetRunner(rt, strUnet);
+      expect(str).toBeInstanceOf(StreamingUNetRunner);
+      const err = rel(await str.run(call), await mem.run(call));
+      console.log(`${name} fp16: streaming vs in-memory ${err.toExponential(2)}`);
+      expect(err).toBeLessThanOrEqual(1e-5);
+      await mem.release();
+      await str.release();
+    });
+  }
+
+  it('rejects a checkpoint that does not match the config, naming the tensors', async () => {
+    const dir = fixture('if-stage1-unet')!;
+    const bad = join(tmp, 'bad');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(bad, { recursive: true });
+    copyFileSync(join(dir, 'config.json'), join(bad, 'config.json'));
+    const w = await loadAll(join(dir, 'diffusion_pytorch_model.safetensors'));
+    delete w['conv_out.bias'];
+    await writeSafetensors(join(bad, 'diffusion_pytorch_model.safetensors'), w);
+    await expect(loadUNet(bad, { streaming: true })).rejects.toThrow(/missing conv_out\.bias/);
+  });
+
+  it('checks the call like UNet.forward (stage-I input given to a stage-II UNet)', async () => {
+    const dir = fixture('if-stage2-unet')!;
+    const call = await fixtureCall(dir);
+    const str = await loadUNetRunner(dir, { runtime: rt, streaming: true });
+    const [b, , h, w] = call.sample.shape as number[];
+    const three = { ...call, sample: call.sample.reshape([b!, 6, h!, w!]) };
+    await expect(str.run({ ...three, classLabels: undefined })).rejects.toThrow(/class_labels/);
+    await str.release();
+  });
+});
+
+describe('--device cuda', () => {
+  it('falls back to CPU with a clear message when the CUDA provider is not available', async () => {
+    const warnings: string[] = [];
+    const backend = new NodeBackend({ device: 'cuda', threads: 1, onWarning: (m) => warnings.push(m) });
+    if (cudaAvailable()) {
+      // A machine with the CUDA provider installed: nothing to fall back from (unless the session fails).
+      expect(['cuda', 'cpu']).toContain(backend.device);
+      return;
+    }
+    expect(backend.device).toBe('cpu');
+    expect(backend.name).toBe('onnxruntime-node:cpu');
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(
+      /--device cuda: ONNX Runtime's CUDA execution provider is not available .*running on CPU/,
+    );
+    // And it still runs: the fallback is a working CPU backend.
+    const { Runtime } = await import('../../src/engine/index.js');
+    const F = await import('../../src/engine/ops/index.js');
+    const { NDArray } = await import('../../src/engine/index.js');
+    const f = new Runtime(backend).compile((i) => F.add(i.a!, 1));
+    const out = (await f.run({ a: NDArray.f32([2], [1, 2]) })).output!;
+    expect(Array.from(out.data as Float32Array)).toEqual([2, 3]);
+    await f.release();
+  });
+});
