@@ -4,7 +4,10 @@ import { registerEncode } from './commands/encode.js';
 import { registerForward } from './commands/forward.js';
 import { registerGenerate } from './commands/generate.js';
 import { registerInfo } from './commands/info.js';
+import { registerInpaint } from './commands/inpaint.js';
 import { registerTrain } from './commands/train.js';
+import { registerUpscale } from './commands/upscale.js';
+import { registerVary } from './commands/vary.js';
 import { EXIT_OK, EXIT_USAGE, exitCodeFor } from './errors.js';
 import { VERSION } from './version.js';
 
@@ -22,6 +25,9 @@ export function buildProgram(): Command {
   registerEncode(program);
   registerTrain(program);
   registerGenerate(program);
+  registerVary(program);
+  registerInpaint(program);
+  registerUpscale(program);
   return program;
 }
 

@@ -1,0 +1,407 @@
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { main } from '../../src/cli/main.js';
+import { readImage, writePng } from '../../src/platform/node/image.js';
+import { readMask } from '../../src/platform/node/mask.js';
+import {
+  buildTinyIfFolders,
+  TINY_BASE_SIZE,
+  TINY_SR_SIZE,
+  type TinyIfFolders,
+  testPicture,
+} from '../helpers/tiny_if.js';
+
+let folders: TinyIfFolders;
+let tmp: string;
+const picture = testPicture(TINY_BASE_SIZE, TINY_BASE_SIZE);
+
+beforeAll(async () => {
+  folders = await buildTinyIfFolders();
+  tmp = mkdtempSync(join(tmpdir(), 'image-cmds-'));
+  await writePng(join(tmp, 'in.png'), picture);
+  await writePng(join(tmp, 'big.png'), testPicture(48, 48));
+  // left half white (repaint), right half black (keep)
+  const m = new Uint8Array(TINY_BASE_SIZE * TINY_BASE_SIZE * 3);
+  for (let p = 0; p < TINY_BASE_SIZE * TINY_BASE_SIZE; p++)
+    if (p % TINY_BASE_SIZE < TINY_BASE_SIZE / 2) m.fill(255, p * 3, p * 3 + 3);
+  await writePng(join(tmp, 'mask.png'), { width: TINY_BASE_SIZE, height: TINY_BASE_SIZE, data: m });
+  await writePng(join(tmp, 'small-mask.png'), { width: 8, height: 8, data: new Uint8Array(8 * 8 * 3) });
+});
+afterAll(() => {
+  folders?.cleanup();
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
+
+/** Runs the CLI, capturing stdout and stderr. */
+async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stderr = '';
+  let stdout = '';
+  const e = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    stderr += String(chunk);
+    return true;
+  });
+  const o = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    stdout += String(chunk);
+    return true;
+  });
+  try {
+    const code = await main(['node', 'imagen', ...args]);
+    return { code, stdout, stderr };
+  } finally {
+    e.mockRestore();
+    o.mockRestore();
+  }
+}
+
+const common = ['--prompt', 'a red square', '--seed', '7', '--quiet'];
+
+describe('imagen vary / inpaint / upscale: help', () => {
+  it.each(['vary', 'inpaint', 'upscale'])(
+    '%s --help explains options with defaults and examples',
+    async (cmd) => {
+      const r = await run([cmd, '--help']);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/Examples:/);
+      expect(r.stdout).toMatch(/--seed <n>/);
+      expect(r.stdout).toMatch(/default/);
+    },
+  );
+});
+
+describe('imagen vary', () => {
+  it('writes a stage-I image and reports JSON; the same seed gives the same PNG', async () => {
+    const out = join(tmp, 'vary.png');
+    const r = await run([
+      'vary',
+      join(tmp, 'in.png'),
+      '--model',
+      folders.base,
+      ...common,
+      '--steps',
+      '6',
+      '--strength',
+      '0.5',
+      '--out',
+      out,
+      '--json',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect([j.width, j.height]).toEqual([TINY_BASE_SIZE, TINY_BASE_SIZE]);
+    const a = await readImage(out);
+    const out2 = join(tmp, 'vary2.png');
+    expect(
+      (
+        await run([
+          'vary',
+          join(tmp, 'in.png'),
+          '--model',
+          folders.base,
+          ...common,
+          '--steps',
+          '6',
+          '--strength',
+          '0.5',
+          '--out',
+          out2,
+        ])
+      ).code,
+    ).toBe(0);
+    expect(Buffer.from((await readImage(out2)).data).equals(Buffer.from(a.data))).toBe(true);
+  });
+
+  it('with --sr-model writes the stage-II size and warns about the resize', async () => {
+    const out = join(tmp, 'vary-sr.png');
+    const r = await run([
+      'vary',
+      join(tmp, 'big.png'),
+      '--model',
+      folders.base,
+      '--sr-model',
+      folders.sr,
+      '--prompt',
+      'x',
+      '--steps',
+      '3',
+      '--sr-steps',
+      '3',
+      '--out',
+      out,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/warning: the input image is 48×48; resized to 16×16 for stage I/);
+    const img = await readImage(out);
+    expect([img.width, img.height]).toEqual([TINY_SR_SIZE, TINY_SR_SIZE]);
+  });
+
+  it('exit code 2 for swapped stages, bad flags and incomplete folders, with the reason', async () => {
+    let r = await run(['vary', join(tmp, 'in.png'), '--model', folders.sr, ...common]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(
+      /super-resolution \(stage II\) model \(in_channels 6, class embedding 'timestep'\)/,
+    );
+    r = await run([
+      'vary',
+      join(tmp, 'in.png'),
+      '--model',
+      folders.base,
+      '--sr-model',
+      folders.base,
+      ...common,
+    ]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--sr-model .* is not a super-resolution \(stage II\) model \(in_channels 3/);
+    r = await run(['vary', join(tmp, 'in.png'), '--model', folders.base, ...common, '--strength', '0']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--strength must be in \(0, 1\]/);
+    r = await run(['vary', join(tmp, 'in.png'), '--model', folders.base, '--seed', '1']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/pass --prompt/);
+    r = await run(['vary', join(tmp, 'nope.png'), '--model', folders.base, ...common]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/nope.png: image file not found/);
+    const broken = join(tmp, 'broken');
+    cpSync(folders.base, broken, { recursive: true });
+    rmSync(join(broken, 'scheduler'), { recursive: true });
+    rmSync(join(broken, 'tokenizer'), { recursive: true });
+    r = await run(['vary', join(tmp, 'in.png'), '--model', broken, ...common]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--model .*broken: pipeline folder is missing scheduler, tokenizer/);
+  });
+});
+
+describe('imagen inpaint', () => {
+  it('keeps the black-masked pixels of the input exactly', async () => {
+    const out = join(tmp, 'inpaint.png');
+    const r = await run([
+      'inpaint',
+      join(tmp, 'in.png'),
+      '--mask',
+      join(tmp, 'mask.png'),
+      '--model',
+      folders.base,
+      ...common,
+      '--steps',
+      '4',
+      '--out',
+      out,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const img = await readImage(out);
+    let changed = 0;
+    for (let p = 0; p < TINY_BASE_SIZE * TINY_BASE_SIZE; p++) {
+      for (let c = 0; c < 3; c++) {
+        if (p % TINY_BASE_SIZE >= TINY_BASE_SIZE / 2)
+          expect(img.data[p * 3 + c]).toBe(picture.data[p * 3 + c]);
+        else if (img.data[p * 3 + c] !== picture.data[p * 3 + c]) changed++;
+      }
+    }
+    expect(changed).toBeGreaterThan(100);
+  });
+
+  it('both stages give the stage-II size', async () => {
+    const out = join(tmp, 'inpaint-sr.png');
+    const r = await run([
+      'inpaint',
+      join(tmp, 'in.png'),
+      '--mask',
+      join(tmp, 'mask.png'),
+      '--model',
+      folders.base,
+      '--sr-model',
+      folders.sr,
+      ...common,
+      '--steps',
+      '2',
+      '--sr-steps',
+      '3',
+      '--out',
+      out,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const img = await readImage(out);
+    expect([img.width, img.height]).toEqual([TINY_SR_SIZE, TINY_SR_SIZE]);
+  });
+
+  it('--extend builds the padded canvas and a mask white on the new border', async () => {
+    const out = join(tmp, 'outpaint.png');
+    const maskOut = join(tmp, 'outpaint-mask.png');
+    const r = await run([
+      'inpaint',
+      join(tmp, 'in.png'),
+      '--extend',
+      'left=16,right=0',
+      '--model',
+      folders.base,
+      ...common,
+      '--steps',
+      '2',
+      '--out',
+      out,
+      '--save-mask',
+      maskOut,
+      '--json',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).canvas).toEqual({ width: 32, height: 16 });
+    const mask = await readMask(maskOut);
+    expect([mask.width, mask.height]).toEqual([32, 16]);
+    for (let y = 0; y < 16; y++)
+      for (let x = 0; x < 32; x++) expect(mask.data[y * 32 + x]).toBe(x >= 16 ? 0 : 255);
+    // 32×16 has its short side at the stage size already (IF's resize keeps the aspect ratio):
+    // no resize, and the input survives on the right
+    const img = await readImage(out);
+    expect([img.width, img.height]).toEqual([32, 16]);
+    for (let y = 0; y < 16; y++) {
+      for (let x = 16; x < 32; x++) {
+        const q = (y * 16 + (x - 16)) * 3;
+        expect(Array.from(img.data.subarray((y * 32 + x) * 3, (y * 32 + x) * 3 + 3))).toEqual(
+          Array.from(picture.data.subarray(q, q + 3)),
+        );
+      }
+    }
+  });
+
+  it('exit code 2 for a mask of another size, no mask, or a bad --extend', async () => {
+    let r = await run([
+      'inpaint',
+      join(tmp, 'in.png'),
+      '--mask',
+      join(tmp, 'small-mask.png'),
+      '--model',
+      folders.base,
+      ...common,
+    ]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/is 8×8 but the image .* is 16×16/);
+    r = await run(['inpaint', join(tmp, 'in.png'), '--model', folders.base, ...common]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/needs --mask/);
+    r = await run([
+      'inpaint',
+      join(tmp, 'in.png'),
+      '--extend',
+      'sideways=3',
+      '--model',
+      folders.base,
+      ...common,
+    ]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--extend: "sideways=3" is not side=pixels/);
+  });
+});
+
+describe('imagen upscale', () => {
+  it('lifts a user PNG with the text encoder of the stage-I folder; warns when it resizes the input', async () => {
+    const out = join(tmp, 'up.png');
+    let r = await run([
+      'upscale',
+      join(tmp, 'in.png'),
+      '--model',
+      folders.sr,
+      '--text-encoder',
+      folders.base,
+      '--prompt',
+      'x',
+      '--steps',
+      '3',
+      '--out',
+      out,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    // default low-res size = sample_size / 4 = 8 for the tiny 32-px model
+    expect(r.stderr).toMatch(/warning: the input image is 16×16; resized to 8×8/);
+    expect([(await readImage(out)).width, (await readImage(out)).height]).toEqual([
+      TINY_SR_SIZE,
+      TINY_SR_SIZE,
+    ]);
+    r = await run([
+      'upscale',
+      join(tmp, 'in.png'),
+      '--model',
+      folders.sr,
+      '--text-encoder',
+      folders.base,
+      '--prompt',
+      'x',
+      '--steps',
+      '3',
+      '--low-res-size',
+      '16',
+      '--out',
+      out,
+      '--noise-level',
+      '100',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).not.toMatch(/warning/);
+  });
+
+  it("uses the folder's own text encoder, or --prompt-embeds written by imagen encode", async () => {
+    const out = join(tmp, 'up2.png');
+    let r = await run([
+      'upscale',
+      join(tmp, 'in.png'),
+      '--model',
+      folders.srWithText,
+      '--prompt',
+      'x',
+      '--steps',
+      '2',
+      '--out',
+      out,
+      '--quiet',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const emb = join(tmp, 'emb.safetensors');
+    r = await run([
+      'encode',
+      'x',
+      '--text-encoder',
+      folders.base,
+      '--negative-prompt',
+      '',
+      '--max-length',
+      '16',
+      '--out',
+      emb,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    r = await run([
+      'upscale',
+      join(tmp, 'in.png'),
+      '--model',
+      folders.sr,
+      '--prompt-embeds',
+      emb,
+      '--steps',
+      '2',
+      '--out',
+      out,
+      '--quiet',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+  });
+
+  it('exit code 2 without any text encoder, or with a stage-I folder', async () => {
+    let r = await run(['upscale', join(tmp, 'in.png'), '--model', folders.sr, ...common]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/has no text encoder .* pass --text-encoder DIR .* or --prompt-embeds FILE/);
+    r = await run(['upscale', join(tmp, 'in.png'), '--model', folders.base, ...common]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/not a super-resolution \(stage II\) model/);
+    r = await run([
+      'upscale',
+      join(tmp, 'in.png'),
+      '--model',
+      folders.sr,
+      ...common,
+      '--noise-level',
+      '1000',
+    ]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--noise-level must be a number in \[0, 999\]/);
+  });
+});

@@ -1,0 +1,111 @@
+/**
+ * Tiny random IF-shaped pipeline folders for end-to-end tests: a 16×16 stage I (text_encoder,
+ * tokenizer, unet, scheduler) and a 32×32 stage II (unet, scheduler, image_noising_scheduler; no
+ * text encoder, as DeepFloyd's IF-II folders). Written with `savePipelineFolder`, so the tests load
+ * them through the same code path as real checkpoints.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { NDArray } from '../../src/engine/ndarray.js';
+import { T5Encoder } from '../../src/models/t5/t5_encoder.js';
+import { UNet2DConditionModel } from '../../src/models/unet/unet.js';
+import type { Module } from '../../src/nn/module.js';
+import { savePipelineFolder } from '../../src/platform/node/pipeline_folder.js';
+import { ifSchedulerConfig, tinyTextEncoderConfig, tinyUNetConfig } from '../../src/train/config.js';
+import { rng } from './random.js';
+
+export const TINY_BASE_SIZE = 16;
+export const TINY_SR_SIZE = 32;
+export const TINY_TEXT_LENGTH = 16;
+
+export interface TinyIfFolders {
+  root: string;
+  base: string;
+  sr: string;
+  /** Stage II with its own text_encoder/ + tokenizer/ (what `imagen upscale` can use alone). */
+  srWithText: string;
+  cleanup(): void;
+}
+
+/**
+ * Initialised weights put zeros/ones in norms and biases; a trained model has neither, and a
+ * UNet whose output ignores its inputs would make determinism and masking tests vacuous. So every
+ * parameter gets a small deterministic perturbation.
+ */
+function perturb(m: Module, seed: number, scale = 0.05): void {
+  const r = rng(seed);
+  for (const p of m.parameters()) {
+    const v = p.value!.data as Float32Array;
+    const d = new Float32Array(v.length);
+    for (let i = 0; i < v.length; i++) d[i] = v[i]! + scale * (r() * 2 - 1);
+    p.set(new NDArray('float32', [...p.shape], d));
+  }
+}
+
+function textEncoder(seed: number) {
+  const configJson = tinyTextEncoderConfig(64, 1);
+  const module = new T5Encoder(configJson).initialize(seed);
+  perturb(module, seed + 100);
+  return { module, configJson };
+}
+
+/** Build the three folders in a fresh temp dir (about a second). */
+export async function buildTinyIfFolders(): Promise<TinyIfFolders> {
+  const root = mkdtempSync(join(tmpdir(), 'tiny-if-'));
+  const textDim = 64;
+  const baseUNet = new UNet2DConditionModel(
+    tinyUNetConfig({ stage: 'base', size: TINY_BASE_SIZE, channels: [32, 32], textDim }),
+  ).initialize(1);
+  perturb(baseUNet, 11);
+  const srUNet = new UNet2DConditionModel(
+    tinyUNetConfig({ stage: 'sr', size: TINY_SR_SIZE, channels: [32, 32], textDim }),
+  ).initialize(2);
+  perturb(srUNet, 12);
+  const tokenizer = { type: 'byt5' as const, maxLength: TINY_TEXT_LENGTH };
+  const text = textEncoder(3);
+  const base = join(root, 'if-i');
+  const sr = join(root, 'if-ii');
+  const srWithText = join(root, 'if-ii-text');
+  await savePipelineFolder(base, {
+    stage: 'base',
+    unet: baseUNet,
+    textEncoder: text,
+    tokenizer,
+    scheduler: ifSchedulerConfig(1.5),
+  });
+  const noising = { _class_name: 'DDPMScheduler', beta_schedule: 'squaredcos_cap_v2' };
+  await savePipelineFolder(sr, {
+    stage: 'sr',
+    unet: srUNet,
+    scheduler: ifSchedulerConfig(1.0),
+    imageNoisingScheduler: noising,
+  });
+  await savePipelineFolder(srWithText, {
+    stage: 'sr',
+    unet: srUNet,
+    textEncoder: text,
+    tokenizer,
+    scheduler: ifSchedulerConfig(1.0),
+    imageNoisingScheduler: noising,
+  });
+  return { root, base, sr, srWithText, cleanup: () => rmSync(root, { recursive: true, force: true }) };
+}
+
+/** A deterministic test picture: smooth gradients plus a square, so resizes are visible. */
+export function testPicture(
+  width: number,
+  height: number,
+): { width: number; height: number; data: Uint8Array } {
+  const data = new Uint8Array(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const o = (y * width + x) * 3;
+      const inSquare = x > width / 4 && x < (3 * width) / 4 && y > height / 4 && y < (3 * height) / 4;
+      data[o] = Math.round((255 * x) / Math.max(1, width - 1));
+      data[o + 1] = Math.round((255 * y) / Math.max(1, height - 1));
+      data[o + 2] = inSquare ? 230 : 40;
+    }
+  }
+  return { width, height, data };
+}
