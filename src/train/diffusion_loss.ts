@@ -9,7 +9,14 @@ import * as F from '../engine/ops/index.js';
  */
 export function diffusionTables(s: Schedule) {
   const n = s.numTrainTimesteps;
-  const ab = Float64Array.from(s.alphasCumprod);
+  // ᾱ is re-accumulated in float64 from the betas, as improved-diffusion does: the schedule's
+  // float32 ᾱ (diffusers' sampling arithmetic) leaves 1 − ᾱ_t with ~5e-4 relative error at
+  // small t, and every posterior constant divides by it.
+  const ab = new Float64Array(n);
+  for (let t = 0, p = 1; t < n; t++) {
+    p *= 1 - s.betas[t]!;
+    ab[t] = p;
+  }
   const f32 = (fn: (t: number) => number) =>
     NDArray.f32(
       [n],
@@ -25,7 +32,7 @@ export function diffusionTables(s: Schedule) {
     posteriorLogVarianceClipped: f32((t) => Math.log(t === 0 ? postVar(1) : postVar(t))),
     logBetas: f32((t) => Math.log(beta(t))),
     posteriorMeanCoef1: f32((t) => (beta(t) * Math.sqrt(abPrev(t))) / (1 - ab[t]!)),
-    posteriorMeanCoef2: f32((t) => ((1 - abPrev(t)) * Math.sqrt(s.alphas[t]!)) / (1 - ab[t]!)),
+    posteriorMeanCoef2: f32((t) => ((1 - abPrev(t)) * Math.sqrt(1 - beta(t))) / (1 - ab[t]!)),
     snr: f32((t) => ab[t]! / (1 - ab[t]!)),
   };
 }
