@@ -302,8 +302,8 @@ describe('diffusionLoss matches improved-diffusion’s hybrid loss (float64 refe
       );
       const r = await f.run(feeds(k));
       await f.release();
-      const loss = r.loss!.data[0]!;
-      const mseOnly = r.mseOnly!.data[0]!;
+      const loss = Number(r.loss!.data[0]);
+      const mseOnly = Number(r.mseOnly!.data[0]);
       const wantMse = want.mse.reduce((a, x) => a + x, 0) / k.b;
       expect(Math.abs(mseOnly - wantMse) / wantMse).toBeLessThan(1e-5);
       expect(Math.abs(loss - want.loss) / want.loss, `loss ${loss} vs ${want.loss}`).toBeLessThan(2e-5);
@@ -318,7 +318,7 @@ describe('diffusionLoss matches improved-diffusion’s hybrid loss (float64 refe
         learnedVariance: true,
       }),
     );
-    const got = (await f.run(feeds(k))).output!.data[0]!;
+    const got = Number((await f.run(feeds(k))).output!.data[0]);
     await f.release();
     const right = referenceLoss(ref, k, 'epsilon').loss;
     const klEverywhere = referenceLoss(ref, k, 'epsilon', undefined, true).loss;
