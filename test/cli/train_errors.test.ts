@@ -117,6 +117,15 @@ describe('imagen train: bad data folders exit 2 with a clear message', () => {
     expectCleanError(r, 2, /metadata\.jsonl:2: not valid JSON/);
   });
 
+  it('a metadata.jsonl line that is JSON but not an object (null)', async () => {
+    const dir = join(root, 'null-jsonl');
+    await mkdir(dir, { recursive: true });
+    await copyFile(join(data, 'img_0.png'), join(dir, 'img_0.png'));
+    await writeFile(join(dir, 'metadata.jsonl'), 'null\n');
+    const r = await train(dir, join(root, 'o-null-jsonl'));
+    expectCleanError(r, 2, /metadata\.jsonl:1: needs string fields "file_name" and "text"/);
+  });
+
   it('a metadata.jsonl row with an empty caption', async () => {
     const dir = join(root, 'empty-jsonl-caption');
     await mkdir(dir, { recursive: true });

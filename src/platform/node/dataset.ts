@@ -23,7 +23,7 @@ export async function scanImageFolder(dir: string): Promise<CaptionedFile[]> {
     throw new ImagenError('NOT_FOUND', `${dir}: no such data folder`);
   }
   const meta = join(dir, 'metadata.jsonl');
-  let entries: CaptionedFile[] = [];
+  const entries: CaptionedFile[] = [];
   const hasMeta = await stat(meta).then(
     () => true,
     () => false,
@@ -38,13 +38,18 @@ export async function scanImageFolder(dir: string): Promise<CaptionedFile[]> {
       } catch {
         throw new ImagenError('FILE_INVALID', `${meta}:${i + 1}: not valid JSON`);
       }
-      const r = row as { file_name?: unknown; text?: unknown };
+      // `null` and arrays are valid JSON too: check the shape before reading fields.
+      const r = (typeof row === 'object' && row !== null ? row : {}) as {
+        file_name?: unknown;
+        text?: unknown;
+      };
       if (typeof r.file_name !== 'string' || typeof r.text !== 'string') {
         throw new ImagenError('FILE_INVALID', `${meta}:${i + 1}: needs string fields "file_name" and "text"`);
       }
       if (!r.text.trim())
         throw new ImagenError('FILE_INVALID', `${meta}:${i + 1}: empty caption for ${r.file_name}`);
-      entries.push({ file: join(dir, r.file_name), text: r.text });
+      // Trimmed like .txt captions, so both layouts give the model the same text.
+      entries.push({ file: join(dir, r.file_name), text: r.text.trim() });
     });
   } else {
     const names = (await readdir(dir)).sort();
@@ -67,7 +72,6 @@ export async function scanImageFolder(dir: string): Promise<CaptionedFile[]> {
       `${dir}: no captioned images (expected metadata.jsonl with file_name/text, or image + .txt pairs)`,
     );
   }
-  entries = entries.map((e) => ({ ...e, text: e.text }));
   return entries;
 }
 
