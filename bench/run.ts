@@ -6,16 +6,18 @@
  * child process. With --json exactly one JSON object goes to stdout; notes go to stderr.
  */
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { availableParallelism, cpus } from 'node:os';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Runtime } from '../src/engine/index.js';
 import { NodeBackend } from '../src/platform/node/ort.js';
 import { benchConv3x3, benchMatmul, benchTiny, FULL, QUICK } from './engine.js';
+import { benchModels, defaultT5Config, defaultUNetConfig } from './models.js';
 
-const ONLY = ['conv', 'matmul', 'tiny'] as const;
+const ONLY = ['conv', 'matmul', 'tiny', 'models'] as const;
 type Only = (typeof ONLY)[number];
 
 const CONV = 'conv3x3_64ch_64px_b8';
@@ -26,6 +28,11 @@ interface Args {
   threads: number;
   only: Only | undefined;
   torch: boolean;
+  unetConfig: string | undefined;
+  t5Config: string | undefined;
+  batch: number;
+  size: number;
+  compareTorch: boolean;
 }
 
 function parse(): Args {
@@ -36,13 +43,22 @@ function parse(): Args {
       threads: { type: 'string' },
       only: { type: 'string' },
       'no-torch': { type: 'boolean', default: false },
+      'compare-torch': { type: 'boolean', default: false },
+      'unet-config': { type: 'string' },
+      't5-config': { type: 'string' },
+      batch: { type: 'string', default: '4' },
+      size: { type: 'string', default: '64' },
+      steps: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
   });
   if (values.help) {
     process.stderr.write(
-      'usage: npm run bench -- [--json] [--quick] [--threads N] [--only conv|matmul|tiny] [--no-torch]\n',
+      'usage: npm run bench -- [--json] [--quick] [--threads N] [--only conv|matmul|tiny|models] [--no-torch]\n' +
+        '       [--unet-config FILE] [--t5-config FILE] [--batch N] [--size S] [--compare-torch]\n' +
+        'Model figures (unet_forward_ms, sample_step_ms, unet_train_step_ms, t5_encode_ms) run with --only models\n' +
+        'or --compare-torch (which also runs bench/torch_models.py: diffusers + transformers on PyTorch).\n',
     );
     process.exit(0);
   }
@@ -50,7 +66,22 @@ function parse(): Args {
   if (!Number.isInteger(threads) || threads < 1) throw new Error(`--threads must be a positive integer`);
   const only = values.only as Only | undefined;
   if (only !== undefined && !ONLY.includes(only)) throw new Error(`--only must be one of ${ONLY.join(', ')}`);
-  return { json: values.json, quick: values.quick, threads, only, torch: !values['no-torch'] };
+  const batch = Number(values.batch);
+  const size = Number(values.size);
+  if (!Number.isInteger(batch) || batch < 1) throw new Error('--batch must be a positive integer');
+  if (!Number.isInteger(size) || size < 8) throw new Error('--size must be an integer ≥ 8');
+  return {
+    json: values.json,
+    quick: values.quick,
+    threads,
+    only,
+    torch: !values['no-torch'],
+    unetConfig: values['unet-config'],
+    t5Config: values['t5-config'],
+    batch,
+    size,
+    compareTorch: values['compare-torch'],
+  };
 }
 
 const note = (s: string) => process.stderr.write(`${s}\n`);
@@ -94,10 +125,56 @@ function runTorch(threads: number, quick: boolean): TorchOutcome {
   }
 }
 
+/** The diffusers/transformers twin for the model figures (same configs, same batch). */
+function runTorchModels(
+  args: Args,
+  cfgs: { unet: Record<string, unknown>; t5: Record<string, unknown> },
+): TorchOutcome {
+  const dir = mkdtempSync(join(tmpdir(), 'imagen-bench-'));
+  const unetPath = join(dir, 'unet.json');
+  const t5Path = join(dir, 't5.json');
+  writeFileSync(unetPath, JSON.stringify({ ...cfgs.unet, sample_size: args.size }));
+  writeFileSync(t5Path, JSON.stringify(cfgs.t5));
+  const script = join(dirname(fileURLToPath(import.meta.url)), 'torch_models.py');
+  const python = process.env.PYTHON ?? 'python3';
+  const res = spawnSync(
+    python,
+    [
+      script,
+      '--json',
+      '--threads',
+      String(args.threads),
+      '--unet-config',
+      unetPath,
+      '--t5-config',
+      t5Path,
+      '--batch',
+      String(args.batch),
+      '--size',
+      String(args.size),
+      ...(args.quick ? ['--quick'] : []),
+    ],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 1_800_000 },
+  );
+  rmSync(dir, { recursive: true, force: true });
+  if (res.error) return { torch: null, note: `${python} not runnable: ${res.error.message}` };
+  const line = res.stdout.trim().split('\n').pop() ?? '';
+  try {
+    const parsed = JSON.parse(line) as Record<string, unknown>;
+    if (typeof parsed.error === 'string') return { torch: null, note: parsed.error };
+    return { torch: parsed };
+  } catch {
+    return {
+      torch: null,
+      note: `bench/torch_models.py exited ${res.status}: ${res.stderr.trim().slice(-400)}`,
+    };
+  }
+}
+
 async function main(): Promise<void> {
   const args = parse();
   const opts = args.quick ? QUICK : FULL;
-  const want = (k: Only) => args.only === undefined || args.only === k;
+  const want = (k: Only) => (args.only === undefined && k !== 'models') || args.only === k;
   const rt = new Runtime(new NodeBackend({ threads: args.threads }));
 
   const out: Record<string, unknown> = {
@@ -129,6 +206,34 @@ async function main(): Promise<void> {
     out[`${CONV}_fwd_bwd_gflops`] = round(c.fwdBwdGflops, 1);
     out.runs_conv = { fwd: c.fwd.runs, fwd_bwd: c.fwdBwd.runs };
   }
+  const wantModels = args.only === 'models' || args.compareTorch;
+  let modelConfigs: { unet: Record<string, unknown>; t5: Record<string, unknown> } | undefined;
+  if (wantModels) {
+    const unet = args.unetConfig
+      ? JSON.parse(readFileSync(args.unetConfig, 'utf8'))
+      : defaultUNetConfig(args.size);
+    const t5 = args.t5Config ? JSON.parse(readFileSync(args.t5Config, 'utf8')) : defaultT5Config();
+    modelConfigs = { unet, t5 };
+    note(`models: UNet forward / CFG step / train step (batch ${args.batch}, ${args.size}²), T5 encode ...`);
+    const m = await benchModels(rt, opts, {
+      unetConfig: unet,
+      t5Config: t5,
+      batch: args.batch,
+      size: args.size,
+    });
+    out.unet_params = m.params;
+    out.unet_forward_ms = round(m.unetForward.medianMs);
+    out.unet_forward_gflops = round(m.unetForwardGflop / (m.unetForward.medianMs / 1000), 1);
+    out.sample_step_ms = round(m.sampleStep.medianMs);
+    out.sample_step_gflops = round((2 * m.unetForwardGflop) / (m.sampleStep.medianMs / 1000), 1);
+    out.unet_train_step_ms = round(m.trainStep.medianMs);
+    out.unet_train_step_gflops = round(m.trainStepGflop / (m.trainStep.medianMs / 1000), 1);
+    out.t5_encode_ms = round(m.t5Encode.medianMs);
+    out.t5_encode_gflops = round(m.t5Gflop / (m.t5Encode.medianMs / 1000), 1);
+    out.peak_rss_mb = Math.round(process.resourceUsage().maxRSS / 1024);
+    out.batch = args.batch;
+    out.size = args.size;
+  }
   if (want('tiny')) {
     note('tiny graph (1-element Add) ...');
     const t = await benchTiny(rt, opts);
@@ -156,6 +261,23 @@ async function main(): Promise<void> {
       };
       out.ratio_conv_fwd = ratio('fwd');
       out.ratio_conv_fwd_bwd = ratio('fwd_bwd');
+    }
+  }
+
+  if (args.compareTorch && modelConfigs) {
+    note(
+      'PyTorch twin (python3 bench/torch_models.py: diffusers UNet2DConditionModel + transformers T5EncoderModel) ...',
+    );
+    const t = runTorchModels(args, modelConfigs);
+    out.torch_models = t.torch;
+    if (t.note) out.torch_models_note = t.note;
+    if (t.torch) {
+      for (const k of ['unet_forward_ms', 'sample_step_ms', 'unet_train_step_ms', 't5_encode_ms']) {
+        const tm = t.torch[k];
+        const im = out[k];
+        out[`ratio_${k.replace(/_ms$/, '')}`] =
+          typeof tm === 'number' && typeof im === 'number' ? round(tm / im) : null;
+      }
     }
   }
 

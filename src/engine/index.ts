@@ -7,3 +7,4 @@ export * from './ndarray.js';
 export * from './ops/index.js';
 export * from './parameter.js';
 export * from './runtime.js';
+export * from './flops.js';
