@@ -2,6 +2,11 @@
  * Inpainting and outpainting for DeepFloyd IF, after diffusers' `IFInpaintingPipeline` (stage I)
  * and `IFInpaintingSuperResolutionPipeline` (stage II). Mask white = repaint, black = keep.
  * Outpainting is inpainting a padded canvas (`extendCanvas`). No Node imports.
+ *
+ * The kept region follows diffusers exactly: it is the CLEAN input, not the input noised to the
+ * current timestep (RePaint-style). diffusers blends `(1 − m)·x_before_step + m·x_after_step`, and
+ * x_before_step's kept region was itself the clean image from the start (`prepare_intermediate_images`),
+ * so the UNet always sees clean pixels next to noisy ones and the output keeps them bit for bit.
  */
 import { Generator } from '../diffusion/noise.js';
 import type { TimestepRequest } from '../diffusion/timesteps.js';

@@ -1,13 +1,29 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Generator } from '../../src/diffusion/noise.js';
+import { makeSchedule, parseSchedulerConfig } from '../../src/diffusion/schedule.js';
+import { thresholdingFromConfig } from '../../src/diffusion/thresholding.js';
 import { setTimesteps } from '../../src/diffusion/timesteps.js';
 import { ImagenError } from '../../src/engine/errors.js';
-import type { NDArray } from '../../src/engine/ndarray.js';
+import { NDArray } from '../../src/engine/ndarray.js';
 import { InMemoryT5Encoder } from '../../src/models/t5/t5_encoder.js';
 import type { ProgressEvent } from '../../src/pipelines/events.js';
-import { ifResizeTarget, resizeRgb, strengthTimesteps, varyImages } from '../../src/pipelines/img2img.js';
+import {
+  denoiseFromImage,
+  ifResizeTarget,
+  resizeRgb,
+  strengthTimesteps,
+  varyImages,
+} from '../../src/pipelines/img2img.js';
 import type { StageModels, TextModels } from '../../src/pipelines/text_to_image.js';
+import { UNetRunner } from '../../src/pipelines/unet_runner.js';
+import { upscaleImage } from '../../src/pipelines/upscale.js';
+import { openSafetensors } from '../../src/platform/node/files.js';
 import { type LoadedPipeline, loadPipelineFolder } from '../../src/platform/node/pipeline_folder.js';
 import { createRuntime } from '../../src/platform/node/runtime.js';
+import { loadUNet } from '../../src/platform/node/unet_loader.js';
+import { fixture } from '../helpers/fixtures.js';
 import {
   buildTinyIfFolders,
   TINY_BASE_SIZE,
@@ -161,3 +177,155 @@ describe('varyImages on tiny IF folders', () => {
     );
   });
 });
+
+describe('upscaleImage (stand-alone stage II) on a tiny IF-II folder', () => {
+  it('lifts a user image to the stage-II size, deterministically, resizing the input with a warning', async () => {
+    const warnings: string[] = [];
+    let steps = 0;
+    const run = (seed: number) =>
+      upscaleImage(rt, text, stage(sr), {
+        image: testPicture(TINY_BASE_SIZE, TINY_BASE_SIZE),
+        prompt: 'a red square',
+        seed,
+        steps: 3,
+        lowResSize: 12,
+        onWarning: (m) => warnings.push(m),
+        onProgress: (e) => {
+          if (e.status === 'step') steps++;
+        },
+      });
+    const a = await run(1);
+    expect(a.shape).toEqual([1, 3, TINY_SR_SIZE, TINY_SR_SIZE]);
+    expect(steps).toBe(3);
+    expect(warnings[0]).toMatch(/16×16; resized to 12×12/);
+    expect(same(a, await run(1))).toBe(true);
+    expect(same(a, await run(2))).toBe(false);
+  });
+
+  it('keeps the aspect ratio of a wide input', async () => {
+    const r = await upscaleImage(rt, text, stage(sr), {
+      image: testPicture(16, 8),
+      prompt: 'wide',
+      steps: 2,
+      lowResSize: 8,
+    });
+    expect(r.shape).toEqual([1, 3, 32, 64]);
+  });
+
+  it('refuses a stage-I model', async () => {
+    await expect(
+      upscaleImage(rt, text, stage(base), { image: testPicture(8, 8), prompt: 'x' }),
+    ).rejects.toThrow(/not a super-resolution \(stage II\) model/);
+  });
+});
+
+async function loadAll(file: string): Promise<Record<string, NDArray>> {
+  const st = await openSafetensors(file);
+  const out: Record<string, NDArray> = {};
+  for (const k of st.keys()) out[k] = await st.get(k);
+  await st.close();
+  return out;
+}
+
+function relToScale(got: NDArray, want: NDArray): number {
+  const g = got.data as Float32Array;
+  const w = want.data as Float32Array;
+  let err = 0;
+  let scale = 1e-12;
+  for (let i = 0; i < w.length; i++) {
+    err = Math.max(err, Math.abs(g[i]! - w[i]!));
+    scale = Math.max(scale, Math.abs(w[i]!));
+  }
+  return err / scale;
+}
+
+/**
+ * No diffusers img2img fixture exists, but img2img IS the IF loop entered at timesteps[k] (diffusers
+ * `get_timesteps` + `set_begin_index`). Feeding a zero image and the noise that `add_noise` turns
+ * into the recorded x at step k, our loop must reproduce diffusers' recorded steps k… exactly as
+ * the full loop does: this checks the trimmed schedule's prev_t, the strength arithmetic and the
+ * stage-II conditioning path of the image pipelines against real upstream numbers.
+ */
+const loops = [
+  {
+    name: 'stage I (IFPipeline loop)',
+    dir: 'if-pipeline-loop',
+    unet: 'if-stage1-unet',
+    guidance: 7,
+    k: 2,
+    tol: 1e-4,
+  },
+  {
+    name: 'stage II (IFSuperResolutionPipeline loop)',
+    dir: 'if-superres-loop',
+    unet: 'if-stage2-unet',
+    guidance: 4,
+    k: 1,
+  },
+] as const;
+for (const l of loops) {
+  describe.skipIf(!fixture(l.dir) || !fixture(l.unet))(
+    `img2img entered mid-schedule matches diffusers: ${l.name}`,
+    () => {
+      it('reproduces the recorded steps from timesteps[k] on', async () => {
+        const dir = fixture(l.dir)!;
+        const rec = await loadAll(join(dir, 'loop.safetensors'));
+        const sched = (f: string) =>
+          makeSchedule(parseSchedulerConfig(JSON.parse(readFileSync(join(dir, f), 'utf8'))));
+        const schedule = sched('scheduler_config.json');
+        const timesteps = rec.timesteps!.toArray();
+        const n = timesteps.length;
+        const start = rec[`step${l.k}.sample_in`]!;
+        // x0 = 0 ⇒ add_noise gives √(1−ᾱ)·noise: choose noise so that this is the recorded x_k.
+        const sb = Math.sqrt(1 - schedule.alphasCumprod[timesteps[l.k]!]!);
+        const imageNoise = new NDArray(
+          'float32',
+          start.shape,
+          Float32Array.from(start.data as Float32Array, (v) => v / sb),
+        );
+        const runner = new UNetRunner(rt, await loadUNet(fixture(l.unet)!));
+        const errs: number[] = [];
+        try {
+          const out = await denoiseFromImage(
+            runner,
+            { promptEmbeds: rec.prompt_embeds!, negativePromptEmbeds: rec.negative_prompt_embeds! },
+            NDArray.zeros('float32', start.shape),
+            {
+              schedule,
+              timesteps,
+              strength: (n - l.k + 0.5) / n,
+              guidanceScale: l.guidance,
+              thresholding: thresholdingFromConfig(schedule.config),
+              generator: new Generator(0),
+              imageNoise,
+              varianceNoise: (i) => rec[`step${i + l.k}.variance_noise`],
+              sr: rec.low_res_image
+                ? {
+                    rt,
+                    lowRes: rec.low_res_image,
+                    noiseLevel: 250,
+                    imageNoisingSchedule: sched('image_noising_scheduler_config.json'),
+                    augmentationNoise: rec.augmentation_noise!,
+                  }
+                : undefined,
+              onStep: ({ i, t, sample }) => {
+                expect(t).toBe(timesteps[i + l.k]);
+                errs.push(relToScale(sample, rec[`step${i + l.k}.prev_sample`]!));
+              },
+            },
+          );
+          console.log(
+            `${l.name} mid-schedule per-step error:`,
+            errs.map((e) => e.toExponential(1)).join(' '),
+          );
+          expect(errs).toHaveLength(n - l.k);
+          // same tolerance as the full-loop parity tests of test/pipelines/if_loop.test.ts
+          for (const e of errs) expect(e).toBeLessThan(1e-3);
+          expect(relToScale(out, rec.final_sample!)).toBeLessThan(1e-3);
+        } finally {
+          await runner.release();
+        }
+      });
+    },
+  );
+}

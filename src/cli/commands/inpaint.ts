@@ -1,6 +1,5 @@
 import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { ImagenError } from '../../engine/errors.js';
 import { IF_INPAINT_DEFAULTS, inpaintImages, parseExtend } from '../../pipelines/inpaint.js';
 import { encodeMaskPng, loadInpaintInputs } from '../../platform/node/mask.js';
 import { createRuntime } from '../../platform/node/runtime.js';
@@ -10,7 +9,6 @@ import {
   addCommonOptions,
   type CommonFlags,
   folderText,
-  loadPromptEmbeds,
   loadStage,
   parseCommon,
   parseNoiseLevel,
@@ -18,6 +16,7 @@ import {
   parseSteps,
   parseStrength,
   progressBars,
+  promptConditioning,
   requirePrompt,
   stageModels,
   writeResults,
@@ -44,8 +43,8 @@ export function registerInpaint(program: Command): void {
   const cmd = program
     .command('inpaint')
     .description(
-      'Inpainting: repaint the white part of --mask (black = keep) to match the prompt, with stage I and optionally\n' +
-        'a stage-II model (--sr-model; the original and the mask are used again at its size). Kept pixels stay the\n' +
+      'Inpainting: repaint the white part of --mask (black = keep) to match the prompt, with stage I and optionally ' +
+        'a stage-II model (--sr-model; the original and the mask are used again at its size). Kept pixels stay the ' +
         "input's. Outpainting: --extend pads the canvas and repaints the new border.",
     )
     .argument('<image>', 'input image (PNG, JPEG, WebP, …)')
@@ -70,7 +69,7 @@ export function registerInpaint(program: Command): void {
     .option('--sr-model <dir>', 'stage-II pipeline folder (inpainting super-resolution)')
     .option(
       '--strength <f>',
-      `stage-I strength in (0, 1]: below 1 the masked region starts from the noised input [default: ${d.base.strength}]`,
+      `stage-I strength in (0, 1]: the share of the schedule that runs; below 1 the repainted region keeps more of IMAGE [default: ${d.base.strength}]`,
     )
     .option('--sr-strength <f>', `stage-II strength [default: ${d.sr.strength}]`)
     .option('--steps <n|preset>', `stage-I steps [default: ${d.base.steps}]`)
@@ -85,9 +84,7 @@ export function registerInpaint(program: Command): void {
   addCommonOptions(cmd)
     .addHelpText(
       'after',
-      '\nExamples:\n  imagen inpaint room.png --mask sofa-mask.png --model IF-I-XL-v1.0 --prompt "a red sofa" --out room2.png\n' +
-        '  imagen inpaint room.png --mask m.png --model IF-I-XL-v1.0 --sr-model IF-II-L-v1.0 --prompt "a red sofa"\n' +
-        '  imagen inpaint beach.png --extend left=64,right=64 --model IF-I-XL-v1.0 --prompt "a wide beach" --save-mask m.png',
+      '\nExamples:\n  imagen inpaint room.png --mask sofa-mask.png --model IF-I-XL-v1.0 --prompt "a red sofa" --out room2.png   imagen inpaint room.png --mask m.png --model IF-I-XL-v1.0 --sr-model IF-II-L-v1.0 --prompt "a red sofa"   imagen inpaint beach.png --extend left=64,right=64 --model IF-I-XL-v1.0 --prompt "a wide beach" --save-mask m.png',
     )
     .action(async (imagePath: string, f: InpaintFlags) => {
       const say = logger(f.quiet || f.json);
@@ -121,21 +118,19 @@ export function registerInpaint(program: Command): void {
       const base = await loadStage(f.model, 'base', '--model', f.fp16, say);
       const sr = f.srModel ? await loadStage(f.srModel, 'sr', '--sr-model', f.fp16, say) : undefined;
       const rt = createRuntime();
-      const embeddings = f.promptEmbeds
-        ? await loadPromptEmbeds(f.promptEmbeds, (guidance ?? d.base.guidanceScale) > 1)
-        : undefined;
-      const text = embeddings ? undefined : folderText(base, rt);
-      if (!embeddings && !text) {
-        throw new ImagenError(
-          'NOT_FOUND',
-          `--model ${f.model} has no text_encoder/ and tokenizer/: pass --prompt-embeds FILE (from \`imagen encode\`)`,
-        );
-      }
+      const embeddings = await promptConditioning(f, {
+        needNegative:
+          Math.max(guidance ?? d.base.guidanceScale, srOpts.guidanceScale ?? d.sr.guidanceScale) > 1,
+        text: async () => folderText(base, rt),
+        missing: `--model ${f.model} has no text_encoder/ and tokenizer/: pass --prompt-embeds FILE (from \`imagen encode\`)`,
+        say,
+      });
+      base.textEncoder = undefined; // let the T5 weights be collected before the UNets run
       const bars = progressBars(f.quiet || f.json);
       const t0 = performance.now();
       let result: Awaited<ReturnType<typeof inpaintImages>>;
       try {
-        result = await inpaintImages(rt, text, stageModels(base), sr && stageModels(sr), {
+        result = await inpaintImages(rt, undefined, stageModels(base), sr && stageModels(sr), {
           image: inputs.image,
           mask: inputs.mask,
           prompt,
@@ -151,7 +146,6 @@ export function registerInpaint(program: Command): void {
         });
       } finally {
         bars.stop();
-        await text?.encoder.release();
       }
       await writeResults(f, result.sr ?? result.base, t0, say, {
         canvas: { width: inputs.image.width, height: inputs.image.height },

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { ImagenError } from '../../engine/errors.js';
 import type { TextModels } from '../../pipelines/text_to_image.js';
 import { IF_DEFAULTS } from '../../pipelines/text_to_image.js';
 import { IF_SR_FACTOR, upscaleImage } from '../../pipelines/upscale.js';
@@ -14,13 +13,13 @@ import {
   addCommonOptions,
   type CommonFlags,
   folderText,
-  loadPromptEmbeds,
   loadStage,
   parseCommon,
   parseNoiseLevel,
   parseNumber,
   parseSteps,
   progressBars,
+  promptConditioning,
   requirePrompt,
   stageModels,
   writeResults,
@@ -50,9 +49,9 @@ export function registerUpscale(program: Command): void {
   const cmd = program
     .command('upscale')
     .description(
-      'Super-resolution of your own image with a stage-II IF model (IF-II: 64 → 256). IMAGE is the low-res input:\n' +
-        `it is resized to the model's low-res size (sample_size/${IF_SR_FACTOR} unless --low-res-size; short side, with a warning)\n` +
-        'and lifted by the stage-II sampler. IF-II folders have no text encoder: give --text-encoder (a T5 folder or\n' +
+      'Super-resolution of your own image with a stage-II IF model (IF-II: 64 → 256). IMAGE is the low-res input: ' +
+        `it is resized to the model's low-res size (sample_size/${IF_SR_FACTOR} unless --low-res-size; short side, with a warning) ` +
+        'and lifted by the stage-II sampler. IF-II folders have no text encoder: give --text-encoder (a T5 folder or ' +
         "the stage-I folder) or --prompt-embeds; the model folder's own text_encoder/ is used if it has one.",
     )
     .argument('<image>', 'low-resolution input image (PNG, JPEG, WebP, …)')
@@ -78,9 +77,7 @@ export function registerUpscale(program: Command): void {
   addCommonOptions(cmd)
     .addHelpText(
       'after',
-      '\nExamples:\n  imagen upscale small.png --model IF-II-L-v1.0 --text-encoder IF-I-XL-v1.0 --prompt "a red fox" --out fox256.png\n' +
-        '  imagen encode "a red fox" --text-encoder IF-I-XL-v1.0 --negative-prompt "" --out fox.safetensors\n' +
-        '  imagen upscale small.png --model IF-II-L-v1.0 --prompt-embeds fox.safetensors --noise-level 100',
+      '\nExamples:\n  imagen upscale small.png --model IF-II-L-v1.0 --text-encoder IF-I-XL-v1.0 --prompt "a red fox" --out fox256.png   imagen encode "a red fox" --text-encoder IF-I-XL-v1.0 --negative-prompt "" --out fox.safetensors   imagen upscale small.png --model IF-II-L-v1.0 --prompt-embeds fox.safetensors --noise-level 100',
     )
     .action(async (imagePath: string, f: UpscaleFlags) => {
       const say = logger(f.quiet || f.json);
@@ -95,14 +92,12 @@ export function registerUpscale(program: Command): void {
       const sr = await loadStage(f.model, 'sr', '--model', f.fp16, say);
       const image = await readImage(imagePath);
       const rt = createRuntime();
-      let text: TextModels | undefined;
-      const embeddings = f.promptEmbeds
-        ? await loadPromptEmbeds(f.promptEmbeds, (guidance ?? d.guidanceScale) > 1)
-        : undefined;
-      if (!embeddings) {
-        if (f.textEncoder) {
+      const embeddings = await promptConditioning(f, {
+        needNegative: (guidance ?? d.guidanceScale) > 1,
+        text: async (): Promise<TextModels | undefined> => {
+          if (!f.textEncoder) return folderText(sr, rt);
           const dirs = await resolveTextEncoderDirs(f.textEncoder);
-          text = {
+          return {
             encoder: await loadT5Encoder(dirs.encoderDir, {
               runtime: rt,
               ...(f.fp16 ? { variant: 'fp16' as const } : {}),
@@ -110,20 +105,18 @@ export function registerUpscale(program: Command): void {
             tokenizer: await loadTokenizer(dirs.tokenizerDir),
             maxLength: await maxLengthOf(dirs.tokenizerDir),
           };
-        } else text = folderText(sr, rt);
-        if (!text) {
-          throw new ImagenError(
-            'NOT_FOUND',
-            `--model ${f.model} has no text encoder (DeepFloyd's stage-II folders have none): pass --text-encoder DIR ` +
-              '(a T5 folder or the stage-I pipeline folder) or --prompt-embeds FILE (from `imagen encode`)',
-          );
-        }
-      }
+        },
+        missing:
+          `--model ${f.model} has no text encoder (DeepFloyd's stage-II folders have none): pass --text-encoder DIR ` +
+          '(a T5 folder or the stage-I pipeline folder) or --prompt-embeds FILE (from `imagen encode`)',
+        say,
+      });
+      sr.textEncoder = undefined; // let the T5 weights be collected before the UNet runs
       const bars = progressBars(f.quiet || f.json);
       const t0 = performance.now();
       let out: Awaited<ReturnType<typeof upscaleImage>>;
       try {
-        out = await upscaleImage(rt, text, stageModels(sr), {
+        out = await upscaleImage(rt, undefined, stageModels(sr), {
           image,
           prompt,
           embeddings,
@@ -142,7 +135,6 @@ export function registerUpscale(program: Command): void {
         });
       } finally {
         bars.stop();
-        await text?.encoder.release();
       }
       await writeResults(f, out, t0, say);
     });

@@ -4,7 +4,7 @@ import { ImagenError } from '../../engine/errors.js';
 import type { NDArray } from '../../engine/ndarray.js';
 import type { Runtime } from '../../engine/runtime.js';
 import { tensorToImages } from '../../io/image.js';
-import { InMemoryT5Encoder } from '../../models/t5/t5_encoder.js';
+import { encodePrompts, InMemoryT5Encoder } from '../../models/t5/t5_encoder.js';
 import type { ProgressEvent } from '../../pipelines/events.js';
 import type { TextConditioning } from '../../pipelines/if_pipeline.js';
 import { checkStageUNet, IF_IMG2IMG_DEFAULTS, varyImages } from '../../pipelines/img2img.js';
@@ -243,6 +243,40 @@ export function folderText(p: LoadedPipeline, rt: Runtime): TextModels | undefin
   };
 }
 
+/**
+ * The prompt's embeddings: read from --prompt-embeds, or encoded here with the encoder released
+ * at once, so the T5 weights (about 9 GB for T5-XXL in fp16) are gone before the UNet runs.
+ */
+export async function promptConditioning(
+  f: CommonFlags,
+  o: {
+    needNegative: boolean;
+    text: () => Promise<TextModels | undefined>;
+    /** The error when there is neither a text encoder nor --prompt-embeds. */
+    missing: string;
+    say: (m: string) => void;
+  },
+): Promise<TextConditioning> {
+  if (f.promptEmbeds) return loadPromptEmbeds(f.promptEmbeds, o.needNegative);
+  const text = await o.text();
+  if (!text) throw new ImagenError('NOT_FOUND', o.missing);
+  try {
+    const e = await encodePrompts(text.encoder, text.tokenizer, [requirePrompt(f)], {
+      maxLength: text.maxLength,
+      cleanCaption: f.cleanCaption,
+      negativePrompt: f.negativePrompt,
+    });
+    for (const t of e.truncated) {
+      o.say(
+        `warning: the ${t.negative ? 'negative prompt' : 'prompt'} is longer than ${text.maxLength} tokens; ${t.droppedTokens} token(s) were dropped`,
+      );
+    }
+    return { promptEmbeds: e.promptEmbeds, negativePromptEmbeds: e.negativePromptEmbeds };
+  } finally {
+    await text.encoder.release();
+  }
+}
+
 /** Write the images, print the summary line or JSON. */
 export async function writeResults(
   f: CommonFlags,
@@ -279,9 +313,7 @@ export function registerVary(program: Command): void {
   const cmd = program
     .command('vary')
     .description(
-      'Image variation (img2img): noise IMAGE part of the way (--strength) and denoise it towards the prompt with\n' +
-        'stage I, then optionally lift it with a stage-II model (--sr-model) that also starts from IMAGE.\n' +
-        'IMAGE is resized to the stage size (short side; a warning says so).',
+      'Image variation (img2img): noise IMAGE part of the way (--strength) and denoise it towards the prompt with stage I, then optionally lift it with a stage-II model (--sr-model) that also starts from IMAGE. IMAGE is resized to the stage size (short side; a warning says so).',
     )
     .argument('<image>', 'input image (PNG, JPEG, WebP, …)')
     .requiredOption(
@@ -309,8 +341,7 @@ export function registerVary(program: Command): void {
   addCommonOptions(cmd)
     .addHelpText(
       'after',
-      '\nExamples:\n  imagen vary photo.png --model IF-I-XL-v1.0 --prompt "the same scene in winter" --strength 0.6\n' +
-        '  imagen vary photo.png --model IF-I-XL-v1.0 --sr-model IF-II-L-v1.0 --prompt "oil painting" --out v.png',
+      '\nExamples:\n  imagen vary photo.png --model IF-I-XL-v1.0 --prompt "the same scene in winter" --strength 0.6   imagen vary photo.png --model IF-I-XL-v1.0 --sr-model IF-II-L-v1.0 --prompt "oil painting" --out v.png',
     )
     .action(async (imagePath: string, f: VaryFlags) => {
       const say = logger(f.quiet || f.json);
@@ -338,21 +369,19 @@ export function registerVary(program: Command): void {
       const sr = f.srModel ? await loadStage(f.srModel, 'sr', '--sr-model', f.fp16, say) : undefined;
       const image = await readImage(imagePath);
       const rt = createRuntime();
-      const embeddings = f.promptEmbeds
-        ? await loadPromptEmbeds(f.promptEmbeds, (guidance ?? d.base.guidanceScale) > 1)
-        : undefined;
-      const text = embeddings ? undefined : folderText(base, rt);
-      if (!embeddings && !text) {
-        throw new ImagenError(
-          'NOT_FOUND',
-          `--model ${f.model} has no text_encoder/ and tokenizer/: pass --prompt-embeds FILE (from \`imagen encode\`)`,
-        );
-      }
+      const embeddings = await promptConditioning(f, {
+        needNegative:
+          Math.max(guidance ?? d.base.guidanceScale, srOpts.guidanceScale ?? d.sr.guidanceScale) > 1,
+        text: async () => folderText(base, rt),
+        missing: `--model ${f.model} has no text_encoder/ and tokenizer/: pass --prompt-embeds FILE (from \`imagen encode\`)`,
+        say,
+      });
+      base.textEncoder = undefined; // let the T5 weights be collected before the UNets run
       const bars = progressBars(f.quiet || f.json);
       const t0 = performance.now();
       let result: Awaited<ReturnType<typeof varyImages>>;
       try {
-        result = await varyImages(rt, text, stageModels(base), sr && stageModels(sr), {
+        result = await varyImages(rt, undefined, stageModels(base), sr && stageModels(sr), {
           image,
           prompt,
           embeddings,
@@ -367,7 +396,6 @@ export function registerVary(program: Command): void {
         });
       } finally {
         bars.stop();
-        await text?.encoder.release();
       }
       await writeResults(f, result.sr ?? result.base, t0, say);
     });
