@@ -32,7 +32,7 @@ import {
   upscaleBilinear,
 } from './if_pipeline.js';
 import type { StageModels, StageOptions, TextModels } from './text_to_image.js';
-import { UNetRunner } from './unet_runner.js';
+import { createUNetRunner, type UNetRunner } from './unet_runner.js';
 
 const f = Math.fround;
 
@@ -100,7 +100,8 @@ function coefficients(inSize: number, outSize: number): { start: number; weights
 /**
  * Bicubic resampling as PIL's `Image.resize(..., BICUBIC, reducing_gap=None)` does it (what
  * diffusers' IF pipelines call): antialiased when shrinking, horizontal pass then vertical, 8-bit
- * rounding in between. Float arithmetic instead of PIL's fixed point: a value can differ by 1.
+ * rounding in between. Float arithmetic instead of PIL's fixed point (22 fraction bits); on random
+ * images it gave PIL 12's bytes exactly, though a value exactly at .5 could round the other way.
  */
 export function resizeChannels(
   data: Uint8Array,
@@ -530,7 +531,8 @@ export async function runImageStage(
   o: ImagePipelineOptions,
   run: (runner: UNetRunner, common: DenoiseLoopOptions & { strength: number }) => Promise<NDArray>,
 ): Promise<NDArray> {
-  const runner = new UNetRunner(rt, models.unet);
+  // the registered runner: weight-streaming for checkpoints too big for one ONNX graph
+  const runner = createUNetRunner(rt, models.unet);
   const cfg = models.schedule.config;
   try {
     return await run(runner, {

@@ -156,6 +156,9 @@ describe('imagen vary', () => {
     r = await run(['vary', join(tmp, 'in.png'), '--model', folders.base, ...common, '--strength', '0']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--strength must be in \(0, 1\]/);
+    r = await run(['vary', join(tmp, 'in.png'), '--model', folders.base, ...common, '--device', 'tpu']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--device must be cpu or cuda/);
     r = await run(['vary', join(tmp, 'in.png'), '--model', folders.base, '--seed', '1']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/pass --prompt/);

@@ -89,6 +89,20 @@ describe('IF resize rule', () => {
     expect(ifResizeTarget(200, 300, 64)).toEqual({ width: 64, height: 96 });
     expect(ifResizeTarget(1000, 500, 256)).toEqual({ width: 512, height: 256 });
   });
+  it('bicubic resize equals PIL 12 Image.resize(BICUBIC, reducing_gap=None), as diffusers calls it', () => {
+    const data = Uint8Array.from({ length: 9 * 7 * 3 }, (_, i) => (i * 37 + 11) % 256);
+    const img = { width: 9, height: 7, data };
+    // reference values printed by PIL 12.3 for the same input
+    expect(Array.from(resizeRgb(img, 4, 3).data)).toEqual([
+      142, 115, 101, 135, 150, 112, 101, 133, 154, 139, 102, 142, 129, 162, 111, 113, 116, 138, 135, 119, 119,
+      124, 129, 119, 159, 104, 147, 153, 105, 99, 113, 152, 114, 105, 107, 146,
+    ]);
+    const up = resizeRgb(img, 13, 10).data;
+    expect(Array.from(up.subarray(0, 20))).toEqual([
+      0, 43, 80, 56, 117, 154, 156, 136, 177, 235, 3, 56, 139, 66, 129, 114, 171, 125, 201, 238,
+    ]);
+    expect(up.reduce((a, v) => a + v, 0)).toBe(49085);
+  });
   it('bicubic resize keeps flat colours and is antialiased when shrinking', () => {
     const flat = { width: 40, height: 30, data: new Uint8Array(40 * 30 * 3).fill(77) };
     const r = resizeRgb(flat, 16, 12);

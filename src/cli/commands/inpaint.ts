@@ -117,7 +117,7 @@ export function registerInpaint(program: Command): void {
       if (f.saveMask) await writeFile(f.saveMask, await encodeMaskPng(inputs.mask));
       const base = await loadStage(f.model, 'base', '--model', f.fp16, say);
       const sr = f.srModel ? await loadStage(f.srModel, 'sr', '--sr-model', f.fp16, say) : undefined;
-      const rt = createRuntime();
+      const rt = createRuntime({ device: c.device });
       const embeddings = await promptConditioning(f, {
         needNegative:
           Math.max(guidance ?? d.base.guidanceScale, srOpts.guidanceScale ?? d.sr.guidanceScale) > 1,

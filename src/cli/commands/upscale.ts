@@ -91,7 +91,7 @@ export function registerUpscale(program: Command): void {
         throw usageError('--low-res-size must be an integer');
       const sr = await loadStage(f.model, 'sr', '--model', f.fp16, say);
       const image = await readImage(imagePath);
-      const rt = createRuntime();
+      const rt = createRuntime({ device: c.device });
       const embeddings = await promptConditioning(f, {
         needNegative: (guidance ?? d.guidanceScale) > 1,
         text: async (): Promise<TextModels | undefined> => {

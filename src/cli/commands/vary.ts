@@ -69,6 +69,7 @@ export function parseCommon(f: CommonFlags): {
   numImages: number;
   thresholding?: 'dynamic' | 'static' | 'none';
   sampler: 'ddpm' | 'ddim';
+  device: 'cpu' | 'cuda';
 } {
   const numImages = Number(f.numImages);
   if (!Number.isInteger(numImages) || numImages < 1 || numImages > 64)
@@ -77,7 +78,10 @@ export function parseCommon(f: CommonFlags): {
     throw usageError(`--threshold must be dynamic, static or none, got "${f.threshold}"`);
   }
   if (f.sampler !== 'ddpm' && f.sampler !== 'ddim') throw usageError('--sampler must be ddpm or ddim');
+  if (f.device !== 'cpu' && f.device !== 'cuda')
+    throw usageError(`--device must be cpu or cuda, got "${f.device}"`);
   return {
+    device: f.device,
     seed: parseSeed(f.seed),
     numImages,
     thresholding: f.threshold as 'dynamic' | undefined,
@@ -95,6 +99,7 @@ export interface CommonFlags {
   numImages: string;
   threshold?: string;
   sampler: string;
+  device: string;
   fp16: boolean;
   cleanCaption: boolean;
   quiet: boolean;
@@ -115,6 +120,11 @@ export function addCommonOptions(cmd: Command): Command {
     .option('--num-images <n>', 'images per prompt', '1')
     .option('--threshold <kind>', 'dynamic | static | none [default: the scheduler config: dynamic for IF]')
     .option('--sampler <name>', 'ddpm | ddim', 'ddpm')
+    .option(
+      '--device <name>',
+      "cpu | cuda (ONNX Runtime's CUDA provider; falls back to CPU with a message)",
+      'cpu',
+    )
     .option('--fp16', 'load *.fp16.safetensors weight variants', false)
     .option('--no-clean-caption', 'skip IF caption cleaning (lower-case + strip only)')
     .option('--quiet', 'no progress output', false)
@@ -368,7 +378,7 @@ export function registerVary(program: Command): void {
       const base = await loadStage(f.model, 'base', '--model', f.fp16, say);
       const sr = f.srModel ? await loadStage(f.srModel, 'sr', '--sr-model', f.fp16, say) : undefined;
       const image = await readImage(imagePath);
-      const rt = createRuntime();
+      const rt = createRuntime({ device: c.device });
       const embeddings = await promptConditioning(f, {
         needNegative:
           Math.max(guidance ?? d.base.guidanceScale, srOpts.guidanceScale ?? d.sr.guidanceScale) > 1,
