@@ -5,9 +5,11 @@ import { registerForward } from './commands/forward.js';
 import { registerGenerate } from './commands/generate.js';
 import { registerInfo } from './commands/info.js';
 import { registerInpaint } from './commands/inpaint.js';
+import { registerServe } from './commands/serve.js';
 import { registerTrain } from './commands/train.js';
 import { registerUpscale } from './commands/upscale.js';
 import { registerVary } from './commands/vary.js';
+import { registerWorker } from './commands/worker.js';
 import { EXIT_OK, EXIT_USAGE, exitCodeFor } from './errors.js';
 import { VERSION } from './version.js';
 
@@ -25,6 +27,8 @@ export function buildProgram(): Command {
   registerEncode(program);
   registerTrain(program);
   registerGenerate(program);
+  registerServe(program);
+  registerWorker(program);
   registerVary(program);
   registerInpaint(program);
   registerUpscale(program);

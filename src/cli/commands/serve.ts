@@ -1,0 +1,110 @@
+import type { Command } from 'commander';
+import { ImagenError } from '../../engine/errors.js';
+import { buildApp } from '../../server/app.js';
+import { type Generator, PipelineGenerator } from '../../server/generator.js';
+import { InProcessQueue } from '../../server/memory_queue.js';
+import type { JobQueue } from '../../server/queue.js';
+import { RedisQueue, startWorker } from '../../server/redis_queue.js';
+import { usageError } from '../errors.js';
+import { logger } from '../progress.js';
+
+interface ServeFlags {
+  host: string;
+  port: string;
+  model?: string;
+  srModel?: string;
+  redis?: string;
+  results?: string;
+  queueSize: string;
+  quiet: boolean;
+}
+
+/** The shipped default model; none is shipped yet, so --model is required (see the error below). */
+export function defaultModelDir(): string | undefined {
+  return undefined;
+}
+
+export function parseIntFlag(v: string, flag: string, min: number, max: number): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw usageError(`${flag} must be an integer in ${min}..${max}, got "${v}"`);
+  return n;
+}
+
+/** Resolve on SIGINT/SIGTERM (then a second signal exits at once). */
+export function untilSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    const on = (sig: string) => {
+      process.once(sig as NodeJS.Signals, () => process.exit(130));
+      resolve(sig);
+    };
+    process.once('SIGINT', () => on('SIGINT'));
+    process.once('SIGTERM', () => on('SIGTERM'));
+  });
+}
+
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description(
+      'HTTP server: JSON API (POST /v1/generate, GET/DELETE /v1/jobs/:id, server-sent events, /v1/models,\n' +
+        '/openapi.json) and a web page at /. Jobs run one at a time in this process, or with --redis\n' +
+        'through a BullMQ queue that `imagen worker` processes take jobs from.',
+    )
+    .option('--host <addr>', 'address to bind (0.0.0.0 exposes the server to the network)', '127.0.0.1')
+    .option('--port <n>', 'TCP port (0: any free port)', '7860')
+    .option('--model <dir>', 'stage-I pipeline folder (required until a default model ships)')
+    .option('--sr-model <dir>', 'super-resolution pipeline folder (stage II)')
+    .option(
+      '--redis <url>',
+      'Redis URL (redis://host:port): queue jobs in BullMQ for `imagen worker` processes; with --model this process works too',
+    )
+    .option(
+      '--results <dir>',
+      'with --redis: a folder shared by all nodes for result PNGs [default: in Redis]',
+    )
+    .option('--queue-size <n>', 'jobs that may wait; more are answered 429', '16')
+    .option('--quiet', 'no request log', false)
+    .addHelpText(
+      'after',
+      '\nExamples:\n  imagen serve --model my-model            # then open http://127.0.0.1:7860/\n' +
+        '  imagen serve --redis redis://127.0.0.1:6379 --port 8080\n' +
+        '  imagen worker --redis redis://127.0.0.1:6379 --model my-model   # on every GPU/CPU node',
+    )
+    .action(async (f: ServeFlags) => {
+      const say = logger(f.quiet);
+      const port = parseIntFlag(f.port, '--port', 0, 65535);
+      const queueSize = parseIntFlag(f.queueSize, '--queue-size', 1, 100_000);
+      const model = f.model ?? defaultModelDir();
+      if (!model && !f.redis)
+        throw new ImagenError(
+          'BAD_INPUT',
+          'no model: pass --model DIR (a stage-I pipeline folder, e.g. one written by `imagen train`); no default model is shipped yet',
+        );
+      if (f.results && !f.redis)
+        throw usageError('--results needs --redis (in-process results stay in memory)');
+
+      let generator: Generator | undefined;
+      if (model) {
+        say(`loading ${model}${f.srModel ? ` + ${f.srModel}` : ''} …`);
+        generator = await PipelineGenerator.load(model, { srModel: f.srModel });
+      }
+      let queue: JobQueue;
+      let worker: Awaited<ReturnType<typeof startWorker>> | undefined;
+      if (f.redis) {
+        queue = await RedisQueue.connect(f.redis, { maxQueued: queueSize, resultsDir: f.results });
+        // A serving node with a model also works: one command for a single machine.
+        if (generator) worker = await startWorker(f.redis, generator, { resultsDir: f.results, log: say });
+      } else queue = new InProcessQueue(generator!, { maxQueued: queueSize });
+
+      const app = buildApp({ queue, logger: !f.quiet });
+      const address = await app.listen({ host: f.host, port });
+      say(`imagen serve: ${address}/ (API: ${address}/openapi.json)`);
+      await untilSignal();
+      say('shutting down …');
+      await app.close();
+      await worker?.close();
+      await queue.close();
+      await generator?.close();
+    });
+}

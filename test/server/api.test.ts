@@ -1,0 +1,427 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ImagenError } from '../../src/engine/errors.js';
+import { buildApp } from '../../src/server/app.js';
+import { type GenerateHooks, type Generator, PipelineGenerator } from '../../src/server/generator.js';
+import { InProcessQueue } from '../../src/server/memory_queue.js';
+import { writeTinyModel } from '../../src/server/tiny_model.js';
+import type { GenerateParams, JobInfo, ModelInfo } from '../../src/server/types.js';
+
+// biome-ignore lint/suspicious/noExplicitAny: JSON off the wire; the assertions check its shape.
+type Json = any;
+
+/** A 1×1-pixel PNG (what the fake generator returns). */
+const PNG_1PX = Uint8Array.from(
+  Buffer.from(
+    'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC',
+    'base64',
+  ),
+);
+
+/**
+ * A stand-in for the model: `msPerStep` per step, honours the abort signal between steps like the
+ * sampler, and can be held at its first step (`hold`) so that tests control what is running.
+ */
+class FakeGenerator implements Generator {
+  holding: Promise<void> | undefined;
+  private release: (() => void) | undefined;
+  started = 0;
+
+  constructor(private readonly msPerStep = 1) {}
+
+  hold(): void {
+    this.holding = new Promise((r) => {
+      this.release = r;
+    });
+  }
+
+  unhold(): void {
+    this.release?.();
+    this.holding = undefined;
+  }
+
+  models(): ModelInfo[] {
+    return [{ id: 'fake', stage: 'base', size: 16, text_encoder: true }];
+  }
+
+  sizes(): number[] {
+    return [16];
+  }
+
+  async generate(p: GenerateParams, h: GenerateHooks): Promise<Uint8Array[]> {
+    this.started++;
+    for (let step = 1; step <= p.steps; step++) {
+      if (step === 1) await this.holding;
+      if (h.signal?.aborted) throw new ImagenError('ABORTED', 'sampling cancelled');
+      await new Promise((r) => setTimeout(r, this.msPerStep));
+      h.onProgress?.({ stage: 'stage I', step, total: p.steps });
+      if (step % 2 === 0)
+        h.onPreview?.({ stage: 'stage I', step, total: p.steps, image: 'data:image/png;base64,AAAA' });
+    }
+    return Array.from({ length: p.num_images }, () => PNG_1PX);
+  }
+
+  async close(): Promise<void> {}
+}
+
+async function listen(app: FastifyInstance): Promise<string> {
+  return app.listen({ host: '127.0.0.1', port: 0 });
+}
+
+async function post(base: string, body: unknown, raw?: string): Promise<{ status: number; json: Json }> {
+  const res = await fetch(`${base}/v1/generate`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: raw ?? JSON.stringify(body),
+  });
+  return { status: res.status, json: await res.json() };
+}
+
+async function waitFor(
+  base: string,
+  id: string,
+  until: (j: JobInfo) => boolean,
+  ms = 30_000,
+): Promise<JobInfo> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const j = (await (await fetch(`${base}/v1/jobs/${id}`)).json()) as JobInfo;
+    if (until(j)) return j;
+    if (Date.now() > end) throw new Error(`timed out; job is ${JSON.stringify(j)}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const finished = (j: JobInfo) => ['done', 'failed', 'cancelled'].includes(j.status);
+
+/** Read an SSE stream until `stop` says so; returns the events seen and the socket-closing function. */
+function readEvents(
+  url: string,
+  stop: (events: { event: string; data: Json }[]) => boolean,
+): Promise<{ events: { event: string; data: Json }[]; ended: boolean }> {
+  return new Promise((resolve, reject) => {
+    const events: { event: string; data: Json }[] = [];
+    let buf = '';
+    const req = httpRequest(url, (res) => {
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        buf += chunk;
+        let i = buf.indexOf('\n\n');
+        while (i >= 0) {
+          const block = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          const ev = /^event: (.*)$/m.exec(block)?.[1];
+          const data = /^data: (.*)$/m.exec(block)?.[1];
+          if (ev && data) events.push({ event: ev, data: JSON.parse(data) });
+          i = buf.indexOf('\n\n');
+        }
+        if (stop(events)) {
+          req.destroy();
+          resolve({ events, ended: false });
+        }
+      });
+      res.on('end', () => resolve({ events, ended: true }));
+    });
+    req.on('error', (e) =>
+      e.message.includes('aborted') || e.message.includes('socket hang up') ? undefined : reject(e),
+    );
+    req.end();
+  });
+}
+
+describe('imagen serve API (in-process queue)', () => {
+  const gen = new FakeGenerator(2);
+  const queue = new InProcessQueue(gen, { maxQueued: 3 });
+  const app = buildApp({ queue });
+  let base = '';
+  beforeAll(async () => {
+    base = await listen(app);
+  });
+  afterAll(async () => {
+    gen.unhold();
+    await app.close();
+    await queue.close();
+  });
+
+  it('accepts a job (202), runs it, serves its PNG and the job record', async () => {
+    const r = await post(base, { prompt: 'a red circle', steps: 5, seed: 7, num_images: 2 });
+    expect(r.status).toBe(202);
+    expect(r.json.status).toBe('queued');
+    const job = await waitFor(base, r.json.id, finished);
+    expect(job.status).toBe('done');
+    expect(job.params).toMatchObject({
+      prompt: 'a red circle',
+      steps: 5,
+      seed: 7,
+      guidance_scale: 7,
+      num_images: 2,
+    });
+    expect(job.progress).toEqual({ stage: 'stage I', step: 5, total: 5 });
+    expect(job.images).toEqual([`/v1/jobs/${job.id}/images/0.png`, `/v1/jobs/${job.id}/images/1.png`]);
+    const img = await fetch(`${base}${job.images[1]}`);
+    expect(img.status).toBe(200);
+    expect(img.headers.get('content-type')).toBe('image/png');
+    expect(new Uint8Array(await img.arrayBuffer())).toEqual(PNG_1PX);
+    expect((await fetch(`${base}/v1/jobs/${job.id}/images/2.png`)).status).toBe(404);
+    expect((await fetch(`${base}/v1/jobs/nope`)).status).toBe(404);
+    expect((await fetch(`${base}/v1/jobs/${'x'.repeat(100)}`)).status).toBe(404);
+  });
+
+  it.each([
+    ['prompt', {}, /required/],
+    ['prompt', { prompt: 3 }, /string/],
+    ['prompt', { prompt: '   ' }, /empty/],
+    ['prompt', { prompt: 'x'.repeat(1001) }, /1000/],
+    ['negative_prompt', { prompt: 'a', negative_prompt: 'x'.repeat(1001) }, /1000/],
+    ['steps', { prompt: 'a', steps: -5 }, /1\.\.1000/],
+    ['steps', { prompt: 'a', steps: 0 }, /1\.\.1000/],
+    ['steps', { prompt: 'a', steps: 2.5 }, /integer/],
+    ['steps', { prompt: 'a', steps: '10' }, /integer/],
+    ['guidance_scale', { prompt: 'a', guidance_scale: 'NaN' }, /finite/],
+    ['guidance_scale', { prompt: 'a', guidance_scale: -1 }, /\[0, 100\]/],
+    ['guidance_scale', { prompt: 'a', guidance_scale: 1e308 }, /\[0, 100\]/],
+    ['thresholding', { prompt: 'a', thresholding: 'max' }, /dynamic, static, none/],
+    ['seed', { prompt: 'a', seed: -1 }, /0\.\./],
+    ['seed', { prompt: 'a', seed: 2 ** 40 }, /0\.\./],
+    ['size', { prompt: 'a', size: 32 }, /not produced/],
+    ['size', { prompt: 'a', size: 4 }, /8\.\.1024/],
+    ['num_images', { prompt: 'a', num_images: 0 }, /1\.\.8/],
+    ['num_images', { prompt: 'a', num_images: 100 }, /1\.\.8/],
+    ['width', { prompt: 'a', width: 64 }, /unknown field/],
+  ])('400 naming %s for %j', async (field, body, msg) => {
+    const r = await post(base, body);
+    expect(r.status).toBe(400);
+    expect(r.json.field).toBe(field);
+    expect(r.json.message).toMatch(msg);
+  });
+
+  it('400 for malformed JSON, NaN literals, non-objects, huge bodies; 415 for unknown media types', async () => {
+    for (const raw of ['{"prompt": "a",', '{"prompt": "a", "guidance_scale": NaN}', '[1,2]', '"a"', 'null']) {
+      const r = await post(base, undefined, raw);
+      expect(r.status, raw).toBe(400);
+      expect(r.json.error).toBe('bad_request');
+    }
+    const huge = await post(base, { prompt: 'a', negative_prompt: 'x'.repeat(200_000) });
+    expect(huge.status).toBe(400);
+    expect(huge.json.message).toMatch(/larger than 65536 bytes/);
+    const poisoned = await post(base, undefined, '{"prompt":"a","__proto__":{"x":1}}');
+    expect(poisoned.status).toBe(400);
+    // fastify parses text/plain to a string: refused as "not a JSON object".
+    const text = await fetch(`${base}/v1/generate`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain' },
+      body: 'a',
+    });
+    expect(text.status).toBe(400);
+    const xml = await fetch(`${base}/v1/generate`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/xml' },
+      body: '<a/>',
+    });
+    expect(xml.status).toBe(415);
+  });
+
+  it('answers 429 when the bounded queue is full, and cancels queued and running jobs', async () => {
+    gen.hold();
+    const running = await post(base, { prompt: 'r', steps: 50 });
+    await waitFor(base, running.json.id, (j) => j.status === 'running');
+    const queued = [];
+    for (let i = 0; i < 3; i++) queued.push(await post(base, { prompt: `q${i}`, steps: 2 }));
+    expect(queued.map((q) => q.status)).toEqual([202, 202, 202]);
+    const full = await post(base, { prompt: 'over', steps: 2 });
+    expect(full.status).toBe(429);
+    expect(full.json.error).toBe('queue_full');
+
+    // A queued job is cancelled at once and frees its place.
+    const del = await fetch(`${base}/v1/jobs/${queued[0]!.json.id}`, { method: 'DELETE' });
+    expect(((await del.json()) as JobInfo).status).toBe('cancelled');
+    expect((await post(base, { prompt: 'fits again', steps: 2 })).status).toBe(202);
+
+    // A running job stops at its next step.
+    const delRunning = await fetch(`${base}/v1/jobs/${running.json.id}`, { method: 'DELETE' });
+    expect(delRunning.status).toBe(200);
+    gen.unhold();
+    const stopped = await waitFor(base, running.json.id, finished);
+    expect(stopped.status).toBe('cancelled');
+    expect(stopped.progress?.step ?? 0).toBeLessThan(50);
+    for (const q of queued.slice(1)) expect((await waitFor(base, q.json.id, finished)).status).toBe('done');
+    expect((await fetch(`${base}/v1/jobs/unknown-id`, { method: 'DELETE' })).status).toBe(404);
+  });
+
+  it('streams status, progress, previews and done as server-sent events', async () => {
+    const r = await post(base, { prompt: 'sse', steps: 10 });
+    const { events, ended } = await readEvents(`${base}/v1/jobs/${r.json.id}/events`, () => false);
+    expect(ended).toBe(true);
+    const kinds = events.map((e) => e.event);
+    expect(kinds[0]).toBe('status');
+    expect(kinds).toContain('progress');
+    expect(kinds).toContain('preview');
+    expect(kinds.at(-1)).toBe('done');
+    expect(events.at(-1)!.data.status).toBe('done');
+    // A finished job's stream says so at once and ends.
+    const again = await readEvents(`${base}/v1/jobs/${r.json.id}/events`, () => false);
+    expect(again.events.map((e) => e.event)).toEqual(['status', 'done']);
+    expect(queue.subscriberCount()).toBe(0);
+  });
+
+  it('removes the subscription when a client disconnects mid-job (no leak)', async () => {
+    gen.hold();
+    const r = await post(base, { prompt: 'leave early', steps: 40 });
+    const clients = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        readEvents(`${base}/v1/jobs/${r.json.id}/events`, (ev) => ev.some((e) => e.event === 'status')),
+      ),
+    );
+    expect(clients.every((c) => !c.ended)).toBe(true);
+    gen.unhold();
+    // The server notices closed sockets asynchronously.
+    for (let i = 0; i < 100 && queue.subscriberCount() > 0; i++)
+      await new Promise((res) => setTimeout(res, 10));
+    expect(queue.subscriberCount()).toBe(0);
+    expect((await waitFor(base, r.json.id, finished)).status).toBe('done');
+  });
+
+  it('serves /v1/models, an OpenAPI 3.1 document of every route, and the page without external assets', async () => {
+    expect(await (await fetch(`${base}/v1/models`)).json()).toEqual({ models: gen.models() });
+    const doc = (await (await fetch(`${base}/openapi.json`)).json()) as Json;
+    expect(doc.openapi).toBe('3.1.0');
+    expect(Object.keys(doc.paths).sort()).toEqual(
+      [
+        '/',
+        '/openapi.json',
+        '/v1/generate',
+        '/v1/jobs/{id}',
+        '/v1/jobs/{id}/events',
+        '/v1/jobs/{id}/images/{name}',
+        '/v1/models',
+      ].sort(),
+    );
+    expect(Object.keys(doc.paths['/v1/jobs/{id}'])).toEqual(expect.arrayContaining(['get', 'delete']));
+    expect(doc.components.schemas.GenerateRequest.properties.prompt.maxLength).toBe(1000);
+    for (const [path, type] of [
+      ['/', 'text/html'],
+      ['/app.js', 'text/javascript'],
+      ['/style.css', 'text/css'],
+    ] as const) {
+      const res = await fetch(`${base}${path}`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toContain(type);
+      // No CDN: nothing the page loads comes from another host.
+      expect(await res.text()).not.toMatch(/(src|href)=["']?(https?:)?\/\//);
+    }
+  });
+});
+
+describe('load and faults (loopback, bounded)', () => {
+  it('100 concurrent POSTs are all answered 202 or 429; the server survives and memory is stable', async () => {
+    const gen = new FakeGenerator(0);
+    const queue = new InProcessQueue(gen, { maxQueued: 16, keepFinished: 50 });
+    const app = buildApp({ queue });
+    const base = await listen(app);
+    try {
+      const burst = async () => {
+        const answers = await Promise.all(
+          Array.from({ length: 100 }, (_, i) =>
+            i % 10 === 9
+              ? post(base, undefined, '{"prompt": ') // a malformed one in every ten
+              : post(base, { prompt: `p${i}`, steps: 3 }),
+          ),
+        );
+        const bad = answers.filter((_, i) => i % 10 === 9);
+        const good = answers.filter((_, i) => i % 10 !== 9);
+        expect(bad.every((a) => a.status === 400)).toBe(true);
+        expect(good.every((a) => a.status === 202 || a.status === 429)).toBe(true);
+        const accepted = good.filter((a) => a.status === 202).length;
+        // At least the queue bound gets in; the rest may be refused, never dropped silently.
+        expect(accepted).toBeGreaterThanOrEqual(16);
+        for (const a of good.filter((x) => x.status === 202))
+          expect((await waitFor(base, a.json.id, finished)).status).toBe('done');
+        return accepted;
+      };
+      gen.hold();
+      // Held at the first job: exactly 1 running + 16 queued are accepted.
+      const heldBurst = Promise.all(
+        Array.from({ length: 100 }, (_, i) => post(base, { prompt: `h${i}`, steps: 2 })),
+      );
+      const held = await heldBurst;
+      expect(held.filter((a) => a.status === 202).length).toBe(17);
+      expect(held.filter((a) => a.status === 429).length).toBe(83);
+      gen.unhold();
+      for (const a of held.filter((x) => x.status === 202))
+        expect((await waitFor(base, a.json.id, finished)).status).toBe('done');
+
+      await burst(); // warm-up: JIT, sockets, buffers
+      global.gc?.();
+      const before = process.memoryUsage().rss;
+      for (let round = 0; round < 5; round++) await burst();
+      global.gc?.();
+      const growth = (process.memoryUsage().rss - before) / 2 ** 20;
+      // Finished jobs beyond keepFinished are dropped; RSS may wobble but must not climb per job.
+      expect(growth).toBeLessThan(64);
+      expect((await fetch(`${base}/v1/models`)).status).toBe(200);
+      expect(queue.subscriberCount()).toBe(0);
+    } finally {
+      gen.unhold();
+      await app.close();
+      await queue.close();
+    }
+  });
+});
+
+describe('with a real (tiny, untrained) pipeline folder', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'serve-model-'));
+  let gen: PipelineGenerator;
+  let queue: InProcessQueue;
+  let app: FastifyInstance;
+  let base = '';
+  beforeAll(async () => {
+    await writeTinyModel(join(dir, 'tiny'));
+    gen = await PipelineGenerator.load(join(dir, 'tiny'));
+    queue = new InProcessQueue(gen);
+    app = buildApp({ queue });
+    base = await listen(app);
+  });
+  afterAll(async () => {
+    await app?.close();
+    await queue?.close();
+    await gen?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('generates a PNG of the model size with x̂0 previews; the same seed gives the same image', async () => {
+    expect(await (await fetch(`${base}/v1/models`)).json()).toEqual({
+      models: [{ id: 'tiny', stage: 'base', size: 16, text_encoder: true }],
+    });
+    const r = await post(base, { prompt: 'a blue square', steps: 12, seed: 5, thresholding: 'static' });
+    const { events } = await readEvents(`${base}/v1/jobs/${r.json.id}/events`, () => false);
+    const previews = events.filter((e) => e.event === 'preview');
+    expect(previews.length).toBeGreaterThanOrEqual(5);
+    const pv = await sharp(Buffer.from(previews[0]!.data.image.split(',')[1], 'base64')).metadata();
+    expect([pv.format, pv.width, pv.height]).toEqual(['png', 16, 16]);
+    const job = events.at(-1)!.data as JobInfo;
+    expect(job.status).toBe('done');
+    const png = Buffer.from(await (await fetch(`${base}${job.images[0]}`)).arrayBuffer());
+    const { data, info } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
+    expect([info.width, info.height, info.channels]).toEqual([16, 16, 3]);
+    const mean = data.reduce((a, b) => a + b, 0) / data.length;
+    expect(data.reduce((a, b) => a + (b - mean) ** 2, 0) / data.length).toBeGreaterThan(0);
+    const again = await post(base, { prompt: 'a blue square', steps: 12, seed: 5, thresholding: 'static' });
+    const job2 = await waitFor(base, again.json.id, finished);
+    expect(Buffer.from(await (await fetch(`${base}${job2.images[0]}`)).arrayBuffer())).toEqual(png);
+  });
+
+  it('cancels a running generation at its next step', async () => {
+    const r = await post(base, { prompt: 'long', steps: 1000 });
+    await waitFor(base, r.json.id, (j) => (j.progress?.step ?? 0) >= 3);
+    await fetch(`${base}/v1/jobs/${r.json.id}`, { method: 'DELETE' });
+    const job = await waitFor(base, r.json.id, finished);
+    expect(job.status).toBe('cancelled');
+    expect(job.progress!.step).toBeLessThan(1000);
+    expect(job.images).toEqual([]);
+  });
+});
