@@ -92,21 +92,24 @@ describe.skipIf(!fixture('if-stage1-unet'))('streaming UNet = in-memory UNet', (
       await expect(str.run(call)).rejects.toThrow(/after release/);
     });
 
-    it(`${name}: fp16 checkpoint, widened in JS = cast in the graph`, async () => {
+    it(`${name}: fp16 checkpoint, cast in the piece graphs or widened in JS = in-memory`, async () => {
       const dir = await fp16Copy(fixture(name)!, name);
       const call = await fixtureCall(fixture(name)!);
       const memUnet = await loadUNet(dir, { variant: 'fp16', streaming: false });
       const mem = new UNetRunner(rt, memUnet);
-      // The pipelines' `new UNetRunner(rt, unet)` picks the streaming runner the loader registered.
-      const strUnet = await loadUNet(dir, { variant: 'fp16', streaming: true, prefetch: false });
-      expect(strUnet.parameters().every((p) => p.value === undefined)).toBe(true);
-      const str = new UNetRunner(rt, strUnet);
-      expect(str).toBeInstanceOf(StreamingUNetRunner);
-      const err = rel(await str.run(call), await mem.run(call));
-      console.log(`${name} fp16: streaming vs in-memory ${err.toExponential(2)}`);
-      expect(err).toBeLessThanOrEqual(1e-5);
+      const want = await mem.run(call);
       await mem.release();
-      await str.release();
+      for (const widen of ['graph', 'js'] as const) {
+        // The pipelines' `new UNetRunner(rt, unet)` picks the streaming runner the loader registered.
+        const strUnet = await loadUNet(dir, { variant: 'fp16', streaming: true, prefetch: false, widen });
+        expect(strUnet.parameters().every((p) => p.value === undefined)).toBe(true);
+        const str = new UNetRunner(rt, strUnet);
+        expect(str).toBeInstanceOf(StreamingUNetRunner);
+        const err = rel(await str.run(call), want);
+        console.log(`${name} fp16, widened in ${widen}: streaming vs in-memory ${err.toExponential(2)}`);
+        expect(err).toBeLessThanOrEqual(1e-5);
+        await str.release();
+      }
     });
   }
 

@@ -39,14 +39,40 @@ export interface StreamingUNetOptions {
   prefetch?: boolean;
   /** Close the checkpoint in `release()` (default true; always true when given an opener). */
   ownsCheckpoint?: boolean;
-  /** Progress: called after every piece with its name, index, count and milliseconds. */
-  onPiece?: (name: string, index: number, count: number, ms: number) => void;
+  /**
+   * Progress: called after every piece with its name, index, count and milliseconds, split into
+   * waiting for its bytes, widening them, and running the graph (the first run of each graph
+   * includes tracing it and creating its session).
+   */
+  onPiece?: (name: string, index: number, count: number, ms: number, split: PieceTiming) => void;
   /** Intra-op threads for the piece sessions. */
   threads?: number;
+  /**
+   * Where fp16 weights become float32 (default 'graph'): fed to ONNX Runtime as fp16 graph inputs
+   * and cast by a Cast node (multi-threaded, about 0.3 ms per million values, and half the JS
+   * memory), or 'js': widened in JS into a float32 arena through a 64 K-entry table. Both are exact.
+   * bf16 is always widened in JS (ONNX Runtime has no bf16 tensors).
+   */
+  widen?: 'graph' | 'js';
+}
+
+export interface PieceTiming {
+  readMs: number;
+  widenMs: number;
+  runMs: number;
 }
 
 /** What one piece does with the running state (hidden states, skips, time embedding, text context). */
 type PieceKind = 'embed' | 'resnet' | 'attn' | 'out';
+
+/** One traced structure, shared by all pieces with the same module options. */
+interface Template {
+  /** The parameters the graph reads: those of the first piece with this structure. */
+  slots: Parameter[];
+  make: () => CompiledFunction;
+  /** One compiled function per weight-dtype pattern (fp16 inputs vs float32 inputs change the graph). */
+  byDtypes: Map<string, CompiledFunction>;
+}
 
 interface Piece {
   /** State-dict prefix of the piece, e.g. `up_blocks.0.resnets.2` (error messages, progress). */
@@ -54,9 +80,7 @@ interface Piece {
   kind: PieceKind;
   /** This piece's parameters; names are the checkpoint keys. */
   params: Parameter[];
-  /** The parameters the compiled graph reads: those of the first piece with the same structure. */
-  slots: Parameter[];
-  fn: CompiledFunction;
+  template: Template;
   /** Up-block resnets take the most recent skip connection (concatenated on channels in the graph). */
   popSkip: boolean;
   /** Down-block layers whose output is a skip connection for the matching up block. */
@@ -188,7 +212,7 @@ export class StreamingUNetRunner implements UNetLike {
   ) {
     if (typeof checkpoint !== 'function') this.reader = checkpoint;
     const session = options.threads ? { threads: options.threads } : undefined;
-    const templates = new Map<string, { fn: CompiledFunction; slots: Parameter[] }>();
+    const templates = new Map<string, Template>();
     const add = (
       name: string,
       kind: PieceKind,
@@ -200,9 +224,8 @@ export class StreamingUNetRunner implements UNetLike {
       const params = modules.flatMap((m) => m.parameters());
       let t = templates.get(key);
       if (!t) {
-        t = { fn: trace(), slots: params };
+        t = { make: trace, slots: params, byDtypes: new Map() };
         templates.set(key, t);
-        this.fns.push(t.fn);
       }
       // Same options ⇒ same parameter list; checked so a structural key bug cannot feed wrong weights.
       if (t.slots.length !== params.length || t.slots.some((s, i) => s.size !== params[i]!.size)) {
@@ -215,15 +238,16 @@ export class StreamingUNetRunner implements UNetLike {
         name,
         kind,
         params,
-        slots: t.slots,
-        fn: t.fn,
+        template: t,
         popSkip: flags.popSkip ?? false,
         pushSkip: flags.pushSkip ?? false,
         size: sizeOfParams(params),
       });
     };
+    // lowMemory: no per-session memory arena. With dozens of piece sessions each arena would keep
+    // its own high-water mark of conv workspace (IF-II-L at 256²: 10 GiB RSS in total).
     const compile = (name: string, fn: Parameters<Runtime['compile']>[0]) =>
-      rt.compile(fn, { params: 'input', name: `unet:${name}`, session });
+      rt.compile(fn, { params: 'input', name: `unet:${name}`, session: { ...session, lowMemory: true } });
 
     const u = unet;
     const cfg = u.config;
@@ -324,7 +348,7 @@ export class StreamingUNetRunner implements UNetLike {
     return this.pieces.length;
   }
 
-  /** Distinct compiled graphs (pieces of identical structure share one). */
+  /** Distinct graphs compiled so far (pieces of identical structure share one). */
   get graphCount(): number {
     return this.fns.length;
   }
@@ -376,29 +400,38 @@ export class StreamingUNetRunner implements UNetLike {
     try {
       for (let i = 0; i < n; i++) {
         const piece = this.pieces[i]!;
-        const t0 = Date.now();
+        const t0 = performance.now();
         let raw: (NDArray | undefined)[] | undefined = await next!;
+        const t1 = performance.now();
         next = prefetch && i + 1 < n ? this.read(reader, this.pieces[i + 1]!) : undefined;
         // Awaited on the next turn; this keeps a failure from being reported as unhandled meanwhile.
         next?.catch(() => {});
         this.arena ??= new Float32Array(this.largestPieceSize);
         let at = 0;
-        for (let k = 0; k < piece.slots.length; k++) {
+        const { slots } = piece.template;
+        const inGraph = (this.options.widen ?? 'graph') === 'graph';
+        for (let k = 0; k < slots.length; k++) {
           const r = raw[k]!;
-          const dst = this.arena.subarray(at, at + r.size);
-          piece.slots[k]!.set(new NDArray('float32', r.shape, widenInto(r, dst)));
-          at += r.size;
+          if (inGraph && r.dtype === 'float16') {
+            // Zero-copy: the graph input is fp16 and its Cast node widens it (Trace.param adds it).
+            slots[k]!.set(r);
+          } else {
+            const dst = this.arena.subarray(at, at + r.size);
+            slots[k]!.set(new NDArray('float32', r.shape, widenInto(r, dst)));
+            at += r.size;
+          }
           raw[k] = undefined;
         }
         raw = undefined;
+        const t2 = performance.now();
         let out: Record<string, NDArray>;
         try {
-          out = await piece.fn.run(this.feeds(piece, c, state, skips));
+          out = await this.fnFor(piece.template).run(this.feeds(piece, c, state, skips));
         } catch (e) {
           const msg = e instanceof Error ? e.message : String(e);
           throw new ImagenError('RUNTIME_FAILED', `streaming UNet piece ${piece.name}: ${msg}`, { cause: e });
         } finally {
-          for (const p of piece.slots) p.value = undefined;
+          for (const p of slots) p.value = undefined;
         }
         if (piece.kind === 'embed') {
           state.temb = out.temb;
@@ -409,13 +442,30 @@ export class StreamingUNetRunner implements UNetLike {
         state.x = out.h ?? out.output;
         if (piece.pushSkip) skips.push(state.x!);
         if (!prefetch && i + 1 < n) next = this.read(reader, this.pieces[i + 1]!);
-        this.options.onPiece?.(piece.name, i, n, Date.now() - t0);
+        const t3 = performance.now();
+        this.options.onPiece?.(piece.name, i, n, t3 - t0, {
+          readMs: t1 - t0,
+          widenMs: t2 - t1,
+          runMs: t3 - t2,
+        });
       }
     } finally {
       // A failed run must not leave a read in flight on a checkpoint that may be closed next.
       await next?.catch(() => {});
     }
     return state.x!;
+  }
+
+  /** The template's graph for the dtypes now in its slots (traced on first use with these values). */
+  private fnFor(t: Template): CompiledFunction {
+    const key = t.slots.map((p) => p.value!.dtype).join(',');
+    let fn = t.byDtypes.get(key);
+    if (!fn) {
+      fn = t.make();
+      t.byDtypes.set(key, fn);
+      this.fns.push(fn);
+    }
+    return fn;
   }
 
   private feeds(

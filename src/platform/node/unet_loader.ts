@@ -1,6 +1,6 @@
 import { ImagenError } from '../../engine/errors.js';
 import type { Runtime } from '../../engine/runtime.js';
-import { checkUNetCheckpoint, StreamingUNetRunner } from '../../models/unet/streaming.js';
+import { checkUNetCheckpoint, type PieceTiming, StreamingUNetRunner } from '../../models/unet/streaming.js';
 import { UNet2DConditionModel } from '../../models/unet/unet.js';
 import { createUNetRunner, setUNetRunnerFactory, type UNetLike } from '../../pipelines/unet_runner.js';
 import { readModelConfig } from './config.js';
@@ -24,8 +24,10 @@ export interface LoadOptions {
   prefetch?: boolean;
   /** Streaming only: intra-op threads of the piece sessions. */
   threads?: number;
+  /** Streaming only: where fp16 weights are widened to float32 (see `StreamingUNetOptions.widen`). */
+  widen?: 'graph' | 'js';
   /** Streaming only: progress after every piece. */
-  onPiece?: (name: string, index: number, count: number, ms: number) => void;
+  onPiece?: (name: string, index: number, count: number, ms: number, split: PieceTiming) => void;
 }
 
 function withDir(dir: string, e: unknown): unknown {
@@ -73,6 +75,7 @@ export async function loadUNet(dir: string, options: LoadOptions = {}): Promise<
           new StreamingUNetRunner(rt, model, open, {
             prefetch: options.prefetch,
             threads: options.threads,
+            widen: options.widen,
             onPiece: options.onPiece,
           }),
       );
