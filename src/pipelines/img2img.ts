@@ -574,6 +574,7 @@ export interface VaryOptions extends ImagePipelineOptions {
   sr?: ImageStageOptions & { noiseLevel?: number };
 }
 
+/** The warning when an input had to be resized: the model has only ever seen its own resolution. */
 export function sizeNote(
   what: string,
   img: { width: number; height: number },
