@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -423,5 +424,58 @@ describe('with a real (tiny, untrained) pipeline folder', () => {
     expect(job.status).toBe('cancelled');
     expect(job.progress!.step).toBeLessThan(1000);
     expect(job.images).toEqual([]);
+  });
+});
+
+describe('imagen serve / worker commands', () => {
+  it('refuse to start without a model or with bad flags (exit 2, clear message)', async () => {
+    const { main } = await import('../../src/cli/main.js');
+    const errs: string[] = [];
+    const write = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((s: string) => errs.push(String(s)) > 0) as typeof process.stderr.write;
+    try {
+      expect(await main(['node', 'imagen', 'serve'])).toBe(2);
+      expect(await main(['node', 'imagen', 'serve', '--model', 'x', '--port', '70000'])).toBe(2);
+      expect(await main(['node', 'imagen', 'worker'])).toBe(2);
+      expect(await main(['node', 'imagen', 'worker', '--redis', 'redis://127.0.0.1:1'])).toBe(2);
+    } finally {
+      process.stderr.write = write;
+    }
+    const text = errs.join('');
+    expect(text).toMatch(/no model: pass --model DIR/);
+    expect(text).toMatch(/--port must be an integer in 0\.\.65535/);
+    expect(text).toMatch(/required option '--redis <url>'/);
+  });
+
+  it('`imagen serve` binds 127.0.0.1 by default, serves, and stops on SIGTERM', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'serve-cli-'));
+    try {
+      await writeTinyModel(join(dir, 'tiny'));
+      const child = spawn(
+        process.execPath,
+        ['bin/imagen.js', 'serve', '--model', join(dir, 'tiny'), '--port', '0'],
+        {
+          stdio: ['ignore', 'ignore', 'pipe'],
+        },
+      );
+      const address = await new Promise<string>((resolve, reject) => {
+        let err = '';
+        child.stderr!.on('data', (d: Buffer) => {
+          err += d.toString();
+          const m = /imagen serve: (http:\/\/[^/\s]+)\//.exec(err);
+          if (m) resolve(m[1]!);
+        });
+        child.on('exit', (code) => reject(new Error(`serve exited ${code}: ${err}`)));
+      });
+      expect(address).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      const r = await post(address, { prompt: 'cli', steps: 4 });
+      expect(r.status).toBe(202);
+      expect((await waitFor(address, r.json.id, finished)).status).toBe('done');
+      const exit = new Promise<number | null>((resolve) => child.on('exit', resolve));
+      child.kill('SIGTERM');
+      expect(await exit).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,0 +1,144 @@
+/**
+ * The web page in real Chromium (playwright-core driving Debian's chromium): one full generation
+ * through the page against a server running a tiny model, a screenshot, and a check that the
+ * result is not blank. Skipped, with a message, where /usr/bin/chromium is missing;
+ * scripts/test-integration.sh installs it and runs this file.
+ */
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { type BrowserContext, chromium } from 'playwright-core';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../../src/server/app.js';
+import { PipelineGenerator } from '../../src/server/generator.js';
+import { InProcessQueue } from '../../src/server/memory_queue.js';
+import { writeTinyModel } from '../../src/server/tiny_model.js';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const hasChromium = existsSync(CHROMIUM);
+// scripts/test-integration.sh sets IMAGEN_INTEGRATION=1: there a missing chromium is a failure, not a skip.
+if (!hasChromium && process.env.IMAGEN_INTEGRATION === '1')
+  throw new Error('chromium is required here (scripts/test-integration.sh installs it)');
+if (!hasChromium)
+  console.warn(`SKIPPED test/server/browser.test.ts: no ${CHROMIUM} (run scripts/test-integration.sh)`);
+
+/** Screenshots land here so that a person (or the README) can look at them. */
+const SHOTS = join(process.cwd(), 'tmp', 'server-screenshots');
+
+function variance(data: Uint8Array | Buffer): number {
+  let mean = 0;
+  for (const v of data) mean += v;
+  mean /= data.length;
+  let s = 0;
+  for (const v of data) s += (v - mean) ** 2;
+  return s / data.length;
+}
+
+describe.skipIf(!hasChromium)('web page in Chromium', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'serve-browser-'));
+  let gen: PipelineGenerator;
+  let queue: InProcessQueue;
+  let app: FastifyInstance;
+  let browser: BrowserContext;
+  let base = '';
+
+  beforeAll(async () => {
+    await writeTinyModel(join(dir, 'tiny'));
+    gen = await PipelineGenerator.load(join(dir, 'tiny'));
+    queue = new InProcessQueue(gen);
+    app = buildApp({ queue });
+    base = await app.listen({ host: '127.0.0.1', port: 0 });
+    // A fresh profile directory per run: nothing cached from an earlier page version.
+    browser = await chromium.launchPersistentContext(join(dir, 'profile'), {
+      executablePath: CHROMIUM,
+      viewport: { width: 1000, height: 800 },
+      // Offline and quiet: no network services, no GPU (CI machines have none), fresh profile.
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
+    mkdirSync(SHOTS, { recursive: true });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await app?.close();
+    await queue?.close();
+    await gen?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('submits a prompt, shows live previews, and adds a non-blank result to the gallery', async () => {
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    // Every request the page makes must go to this server (no CDN).
+    const foreign: string[] = [];
+    page.on('request', (r) => {
+      if (!r.url().startsWith(base) && !r.url().startsWith('data:')) foreign.push(r.url());
+    });
+    await page.goto(base);
+    await expect.poll(() => page.locator('#model-info').textContent()).toContain('tiny');
+    await page.fill('#prompt', 'a red circle to the left of a blue square');
+    await page.locator('details summary').click();
+    await page.fill('#steps', '200');
+    await page.fill('#seed', '42');
+    // Record every preview the page shows: the image must change while it denoises.
+    await page.evaluate(() => {
+      const w = window as unknown as { previews: string[] };
+      w.previews = [];
+      new MutationObserver(() =>
+        w.previews.push((document.getElementById('preview') as HTMLImageElement).src),
+      ).observe(document.getElementById('preview')!, { attributes: true, attributeFilter: ['src'] });
+    });
+    await page.click('#generate');
+    const result = page.locator('#gallery img.result').first();
+    await result.waitFor({ state: 'visible', timeout: 60_000 });
+    await page.waitForFunction(() => {
+      const img = document.querySelector('#gallery img.result') as HTMLImageElement | null;
+      return img?.complete && img.naturalWidth > 0;
+    });
+    expect(await page.locator('#message').textContent()).toMatch(/done/);
+    const previews = await page.evaluate(() => (window as unknown as { previews: string[] }).previews);
+    expect(previews.length).toBeGreaterThanOrEqual(3);
+    expect(new Set(previews).size).toBeGreaterThan(1);
+    expect(await page.locator('#gallery .card').textContent()).toContain('seed 42');
+    const href = await page.locator('#gallery a[download]').first().getAttribute('href');
+    expect(href).toMatch(/^\/v1\/jobs\/[0-9a-f-]+\/images\/0\.png$/);
+
+    await page.screenshot({ path: join(SHOTS, 'page.png'), fullPage: true });
+    const shot = await result.screenshot({ path: join(SHOTS, 'result.png') });
+    const { data } = await sharp(shot).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    expect(variance(data)).toBeGreaterThan(0);
+    // The PNG behind the download link is not blank either.
+    const png = Buffer.from(await (await fetch(`${base}${href}`)).arrayBuffer());
+    expect(variance((await sharp(png).raw().toBuffer({ resolveWithObject: true })).data)).toBeGreaterThan(0);
+    expect(errors).toEqual([]);
+    expect(foreign).toEqual([]);
+    await page.close();
+  });
+
+  it('shows the server-named field when a parameter is refused', async () => {
+    const page = await browser.newPage();
+    await page.goto(base);
+    await page.fill('#prompt', 'x');
+    await page.locator('details summary').click();
+    await page.fill('#steps', '5000');
+    // The browser's own form validation would stop this first; the server check is what is tested.
+    await page.evaluate(() => document.getElementById('form')!.setAttribute('novalidate', ''));
+    await page.click('#generate');
+    await expect
+      .poll(() => page.locator('#message').textContent())
+      .toMatch(/^steps: steps must be in 1\.\.1000/);
+    await page.close();
+  });
+});
