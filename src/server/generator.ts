@@ -117,6 +117,12 @@ export class PipelineGenerator implements Generator {
   }
 
   async generate(p: GenerateParams, hooks: GenerateHooks): Promise<Uint8Array[]> {
+    // A server without a model of its own (Redis mode) may not have known the sizes when it took the job.
+    if (p.size !== undefined && !this.sizes().includes(p.size))
+      throw new ImagenError(
+        'BAD_INPUT',
+        `size ${p.size} is not produced by this model; use ${this.sizes().join(' or ')}`,
+      );
     const withSr =
       this.sr !== undefined && (p.size === undefined || p.size === this.sr.unet.config.sample_size);
     const stage = (l: LoadedPipeline): StageModels => ({

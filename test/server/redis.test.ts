@@ -4,7 +4,7 @@
  * scripts/test-integration.sh installs it and runs this file.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -13,7 +13,8 @@ import type { FastifyInstance } from 'fastify';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/server/app.js';
-import { RedisQueue } from '../../src/server/redis_queue.js';
+import { PipelineGenerator } from '../../src/server/generator.js';
+import { RedisQueue, startWorker as startInProcessWorker } from '../../src/server/redis_queue.js';
 import { writeTinyModel } from '../../src/server/tiny_model.js';
 import type { JobInfo } from '../../src/server/types.js';
 
@@ -215,6 +216,37 @@ describe.skipIf(!hasRedis)('scale-out: BullMQ on redis-server with 2 worker proc
       expect(j.progress!.step).toBeLessThan(1000);
     }
     for (const w of waiting.slice(1)) expect((await waitFor(base, w.json.id, finished)).status).toBe('done');
+  });
+
+  it('--results DIR: PNGs go to a shared folder that every server node reads', async () => {
+    // Redis database 1: a queue of its own, which the two CLI workers (database 0) do not see.
+    const url1 = `${url}/1`;
+    const shared = join(dir, 'results');
+    const gen = await PipelineGenerator.load(model);
+    const worker = await startInProcessWorker(url1, gen, { name: 'in-process', resultsDir: shared });
+    const q = await RedisQueue.connect(url1, { resultsDir: shared });
+    try {
+      const job = await q.submit({
+        prompt: 'shared',
+        negative_prompt: '',
+        seed: 1,
+        steps: 5,
+        guidance_scale: 7,
+        num_images: 2,
+      });
+      let info = await q.get(job.id);
+      for (let i = 0; i < 600 && info?.status !== 'done'; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        info = await q.get(job.id);
+      }
+      expect(info).toMatchObject({ status: 'done', worker: 'in-process' });
+      expect(readdirSync(join(shared, job.id)).sort()).toEqual(['0.png', '1.png']);
+      expect(await q.image(job.id, 1)).toEqual(new Uint8Array(readFileSync(join(shared, job.id, '1.png'))));
+    } finally {
+      await q.close();
+      await worker.close();
+      await gen.close();
+    }
   });
 
   it('a worker killed mid-job (SIGKILL): the other worker retries the job; it is never lost', async () => {
