@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Runtime } from '../../src/engine/index.js';
+import { NDArray, Runtime } from '../../src/engine/index.js';
 import { UNet2DConditionModel } from '../../src/models/unet/unet.js';
 import { openSafetensors } from '../../src/platform/node/files.js';
 import { NodeBackend } from '../../src/platform/node/ort.js';
@@ -17,7 +17,7 @@ async function parity(name: string, decompose: boolean) {
   await model.loadStateDict(weights);
   const inputs = await openSafetensors(join(dir, 'inputs.safetensors'));
   const outputs = await openSafetensors(join(dir, 'outputs.safetensors'));
-  const feeds: Record<string, import('../../src/engine/index.js').NDArray> = {};
+  const feeds: Record<string, NDArray> = {};
   for (const k of inputs.keys()) feeds[k] = await inputs.get(k);
   const f = rt.compile(
     (i) =>
@@ -46,4 +46,43 @@ describe.skipIf(!fixture('if-stage1-unet'))('IF UNet parity with diffusers', () 
   it('stage I fixture, decomposed (training graph)', () => parity('if-stage1-unet', true));
   it('stage II fixture, fused', () => parity('if-stage2-unet', false));
   it('stage II fixture, decomposed', () => parity('if-stage2-unet', true));
+});
+
+describe.skipIf(!fixture('if-stage1-unet'))('UNet encoder_attention_mask', () => {
+  it('an all-ones mask changes nothing; masking tokens changes the output (regression: fused MHA bias shape)', async () => {
+    const dir = fixture('if-stage1-unet')!;
+    const model = new UNet2DConditionModel(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')));
+    const weights = await openSafetensors(join(dir, 'diffusion_pytorch_model.safetensors'));
+    await model.loadStateDict(weights);
+    await weights.close();
+    const inputs = await openSafetensors(join(dir, 'inputs.safetensors'));
+    const feeds: Record<string, NDArray> = {};
+    for (const k of inputs.keys()) feeds[k] = await inputs.get(k);
+    await inputs.close();
+    const f = rt.compile((i) =>
+      model.forward({
+        sample: i.sample!,
+        timestep: i.timestep!,
+        encoderHiddenStates: i.encoder_hidden_states!,
+        encoderAttentionMask: i.encoder_attention_mask,
+      }),
+    );
+    const plain = rt.compile((i) =>
+      model.forward({
+        sample: i.sample!,
+        timestep: i.timestep!,
+        encoderHiddenStates: i.encoder_hidden_states!,
+      }),
+    );
+    const ones = NDArray.i64([2, 77], new Array(154).fill(1));
+    const half = NDArray.i64(
+      [2, 77],
+      Array.from({ length: 154 }, (_, i) => (i % 77 < 20 ? 1 : 0)),
+    );
+    const base = (await plain.run(feeds)).output!.data as Float32Array;
+    const all = (await f.run({ ...feeds, encoder_attention_mask: ones })).output!.data as Float32Array;
+    const masked = (await f.run({ ...feeds, encoder_attention_mask: half })).output!.data as Float32Array;
+    expect(maxAbsErr(all, base)).toBeLessThan(1e-5);
+    expect(maxAbsErr(masked, base)).toBeGreaterThan(1e-3);
+  });
 });

@@ -67,6 +67,8 @@ export class AddedKVAttention extends Module {
               [0, extra],
             ])
           : textBias;
+        // ORT's MultiHeadAttention takes attention_bias only with the full query length.
+        bias = F.expand(bias, [b, 1, n, bias.shape[3]!]);
       }
       const heads = c / this.o.headDim;
       const a = F.attention(q, k, v, { numHeads: heads, scale: 1 / Math.sqrt(this.o.headDim), bias });
