@@ -194,12 +194,12 @@ export function tinyTrainConfig(
     low_resolution: stage === 'sr' ? (lowResolution ?? resolution / 4) : undefined,
     unet: tinyUNetConfig({ stage, size: resolution, textDim: text.d_model as number }),
     text_encoder: text,
-    tokenizer: { type: 'byt5', max_length: 32 },
+    tokenizer: { type: 'byt5', max_length: 77 },
     // v-prediction for small super-resolution models: with ε, x̂0 = (x_t − σε)/α amplifies ε errors
     // by 1/α at high noise, and a briefly trained SR UNet then ignores its conditioning image.
     scheduler: ifSchedulerConfig(stage === 'base' ? 1.5 : 1.0, stage === 'sr' ? 'v_prediction' : 'epsilon'),
     image_noising_scheduler:
       stage === 'sr' ? { _class_name: 'DDPMScheduler', beta_schedule: 'squaredcos_cap_v2' } : undefined,
-    train: { batch_size: 8, learning_rate: 1e-3, warmup_steps: 20, max_text_length: 32 },
+    train: { batch_size: 8, learning_rate: 1e-3, warmup_steps: 20, max_text_length: 77 },
   };
 }
