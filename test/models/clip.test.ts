@@ -10,6 +10,7 @@ import {
   InMemoryClipTextEncoder,
 } from '../../src/models/clip/clip_text.js';
 import { type ClipTextConfig, parseClipTextConfig } from '../../src/models/clip/config.js';
+import { memorySource } from '../../src/nn/index.js';
 import { loadClipTextEncoder } from '../../src/platform/node/clip_loader.js';
 import { openSafetensors, writeSafetensors } from '../../src/platform/node/files.js';
 import { NodeBackend } from '../../src/platform/node/ort.js';
@@ -273,6 +274,21 @@ describe('CLIP text config, pooling and a quick_gelu model checked against a pla
         await enc.release();
       }
     }
+    // clip_skip 1 = the first layer's output through final_layer_norm = a 1-layer model's output.
+    const oneLayer = new ClipTextModel({ ...raw, num_hidden_layers: 1 });
+    await oneLayer.loadStateDict(memorySource(sd), { strict: false });
+    const skipped = new InMemoryClipTextEncoder(model, rt, { clipSkip: 1 });
+    const short = new InMemoryClipTextEncoder(oneLayer, rt);
+    expect(
+      relErr(
+        (await skipped.encode(inputIds)).lastHiddenState,
+        (await short.encode(inputIds)).lastHiddenState,
+      ),
+    ).toBe(0);
+    await skipped.release();
+    await short.release();
+    const tooMany = new InMemoryClipTextEncoder(model, rt, { clipSkip: 2 });
+    await expect(tooMany.encode(inputIds)).rejects.toThrow(/clipSkip must be an integer in \[0, 1\], got 2/);
     // A transformers < 4.31 checkpoint also stores the position_ids buffer; the loader ignores it.
     const d = join(tmp, 'with-position-ids');
     mkdirSync(d, { recursive: true });

@@ -147,8 +147,22 @@ export class ClipTextModel extends Module {
    * `inputIds` int64 [B, L]; `attentionMask` optional int64 [B, L] (1 keep, 0 pad); `poolIndex`
    * optional int64 [B] of flat positions `b·L + pos` (from {@link clipPoolIndices}) for
    * `pooler_output` — computed outside the graph because it is an argmax over the ids.
+   * `clipSkip` k > 0 (diffusers `clip_skip`) stops k layers early; both outputs then come from
+   * that layer through `final_layer_norm`.
    */
-  forward(inputIds: Tensor, attentionMask?: Tensor, poolIndex?: Tensor): ClipTextOutputs {
+  forward(
+    inputIds: Tensor,
+    attentionMask?: Tensor,
+    poolIndex?: Tensor,
+    options: { clipSkip?: number } = {},
+  ): ClipTextOutputs {
+    const skip = options.clipSkip ?? 0;
+    if (!Number.isInteger(skip) || skip < 0 || skip >= this.layers.length) {
+      throw new ImagenError(
+        'BAD_INPUT',
+        `CLIPTextModel: clipSkip must be an integer in [0, ${this.layers.length - 1}], got ${skip}`,
+      );
+    }
     if (inputIds.rank !== 2) {
       throw new ImagenError(
         'SHAPE_MISMATCH',
@@ -177,7 +191,8 @@ export class ClipTextModel extends Module {
     );
     let x = F.add(this.tokenEmbedding.forward(inputIds), this.positionEmbedding.forward(positions));
     const bias = this.attentionBias(trace, l, attentionMask);
-    for (const layer of this.layers) x = layer.forward(x, bias);
+    // diffusers `clip_skip` k: final_layer_norm(hidden_states[-(k + 1)]), i.e. skip the last k layers.
+    for (const layer of this.layers.slice(0, this.layers.length - skip)) x = layer.forward(x, bias);
     const lastHiddenState = this.finalLayerNorm.forward(x);
     if (!poolIndex) return { lastHiddenState };
     const d = this.config.hidden_size;
@@ -283,18 +298,22 @@ export class InMemoryClipTextEncoder {
   constructor(
     readonly model: ClipTextModel,
     rt: Runtime,
-    options: { decompose?: boolean } = {},
+    options: { decompose?: boolean; clipSkip?: number } = {},
   ) {
     const decompose = options.decompose ?? false;
+    const clip = { clipSkip: options.clipSkip ?? 0 };
     const outputs = (o: ClipTextOutputs) => ({
       last_hidden_state: o.lastHiddenState,
       pooler_output: o.poolerOutput!,
     });
-    this.withMask = rt.compile((i) => outputs(model.forward(i.input_ids!, i.attention_mask, i.pool_index)), {
-      name: 'clip-text-encoder',
-      decompose,
-    });
-    this.noMask = rt.compile((i) => outputs(model.forward(i.input_ids!, undefined, i.pool_index)), {
+    this.withMask = rt.compile(
+      (i) => outputs(model.forward(i.input_ids!, i.attention_mask, i.pool_index, clip)),
+      {
+        name: 'clip-text-encoder',
+        decompose,
+      },
+    );
+    this.noMask = rt.compile((i) => outputs(model.forward(i.input_ids!, undefined, i.pool_index, clip)), {
       name: 'clip-text-encoder',
       decompose,
     });

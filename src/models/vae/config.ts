@@ -75,12 +75,21 @@ export function parseVaeConfig(raw: unknown, where = 'AutoencoderKL config'): Va
       continue;
     }
     switch (k) {
+      case 'sample_size':
+        // diffusers accepts [h, w] and tiles with the first entry.
+        if (Array.isArray(v) && v.length === 2 && v.every(isPosInt)) {
+          cfg.sample_size = v[0];
+          break;
+        }
+        if (!isPosInt(v))
+          fail(where, `sample_size must be a positive integer or [h, w], got ${JSON.stringify(v)}`);
+        cfg.sample_size = v;
+        break;
       case 'in_channels':
       case 'out_channels':
       case 'layers_per_block':
       case 'latent_channels':
       case 'norm_num_groups':
-      case 'sample_size':
         if (!isPosInt(v)) fail(where, `${k} must be a positive integer, got ${JSON.stringify(v)}`);
         cfg[k] = v;
         break;

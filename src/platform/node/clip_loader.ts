@@ -60,11 +60,20 @@ export async function loadClipTextModel(
 /** A runnable CLIP text encoder for `dir` (a `text_encoder/` folder or a pipeline folder). */
 export async function loadClipTextEncoder(
   dir: string,
-  options: { variant?: 'fp16'; runtime?: Runtime; decompose?: boolean; threads?: number } = {},
+  options: {
+    variant?: 'fp16';
+    runtime?: Runtime;
+    decompose?: boolean;
+    threads?: number;
+    clipSkip?: number;
+  } = {},
 ): Promise<InMemoryClipTextEncoder> {
   const model = await loadClipTextModel(dir, options);
   const rt = options.runtime ?? createRuntime(options.threads ? { threads: options.threads } : {});
-  return new InMemoryClipTextEncoder(model, rt, { decompose: options.decompose ?? false });
+  return new InMemoryClipTextEncoder(model, rt, {
+    decompose: options.decompose ?? false,
+    clipSkip: options.clipSkip ?? 0,
+  });
 }
 
 async function isFile(path: string): Promise<boolean> {
