@@ -96,6 +96,24 @@ describe('AutoencoderKL config', () => {
   });
 });
 
+describe('AutoencoderKL latent distribution', () => {
+  it('clamps logvar to [−30, 20] and returns std = exp(logvar / 2)', async () => {
+    const model = new AutoencoderKL(CONFIG).initialize(1);
+    // quant_conv reduced to its bias: the moments are constants we choose.
+    model.quantConv.weight.set(NDArray.f32([8, 8, 1, 1]));
+    model.quantConv.bias!.set(NDArray.f32([8], [0.5, -1, 2, 0, 100, -100, 5, -0.25]));
+    const vae = new VaeRunner(model, rt);
+    const d = await vae.encode(NDArray.f32([1, 3, 8, 8]));
+    await vae.release();
+    expect(d.mean.shape).toEqual([1, 4, 2, 2]);
+    const at = (a: NDArray, c: number) => (a.data as Float32Array)[c * 4]!;
+    expect([0, 1, 2, 3].map((c) => at(d.mean, c))).toEqual([0.5, -1, 2, 0]);
+    expect([0, 1, 2, 3].map((c) => at(d.logvar, c))).toEqual([20, -30, 5, -0.25]);
+    for (const [c, lv] of [20, -30, 5, -0.25].entries())
+      expect(Math.abs(at(d.std, c) / Math.exp(lv / 2) - 1)).toBeLessThan(1e-6);
+  });
+});
+
 describe.skipIf(!dir)('AutoencoderKL parity with diffusers (sd-x4-upscaler/vae)', () => {
   for (const decompose of [false, true]) {
     it(`${decompose ? 'decomposed' : 'fused'} graph: decode and encode (mean, clamped logvar, std)`, async () => {
