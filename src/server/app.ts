@@ -1,4 +1,5 @@
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import { registerBrowserMode } from './browser_mode.js';
 import { openApiDocument } from './openapi.js';
 import { type JobQueue, QueueFullError } from './queue.js';
 import { SseStream } from './sse.js';
@@ -12,6 +13,8 @@ export interface AppOptions {
   logger?: boolean;
   bodyLimit?: number;
   sseHeartbeatMs?: number;
+  /** The local stage-I model folder, offered to the page for browser mode (absent: no browser mode). */
+  browserModelDir?: string;
 }
 
 /** Job ids are UUIDs; anything else is refused before it reaches Redis keys or maps. */
@@ -132,6 +135,7 @@ export function buildApp(o: AppOptions): FastifyInstance {
       reply.type(a.type).header('cache-control', 'no-cache').send(a.body),
     );
   }
+  app.register(async (scope) => registerBrowserMode(scope, o.browserModelDir));
   app.get('/favicon.ico', async (_req, reply) => reply.code(204).send());
 
   return app;

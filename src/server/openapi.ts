@@ -123,6 +123,62 @@ export function openApiDocument(): Record<string, unknown> {
           responses: { '200': { description: 'OpenAPI 3.1', content: json({ type: 'object' }) } },
         },
       },
+      '/v1/browser': {
+        get: {
+          summary: 'Whether browser mode is offered (the page runs stage I itself with onnxruntime-web)',
+          responses: {
+            '200': {
+              description: '`{available: true, model_files, ort, module}` or `{available: false, reason}`',
+              content: json({
+                type: 'object',
+                required: ['available'],
+                properties: {
+                  available: { type: 'boolean' },
+                  reason: { type: 'string' },
+                  model_files: { type: 'string' },
+                  ort: { type: 'string' },
+                  module: { type: 'string' },
+                },
+              }),
+            },
+          },
+        },
+      },
+      '/v1/browser/model/{path}': {
+        get: {
+          summary:
+            "Browser mode: one of the local model folder's files (a fixed list: configs, weights, tokenizer)",
+          parameters: [{ name: 'path', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: {
+            '200': {
+              description: 'the file',
+              content: { 'application/octet-stream': { schema: { type: 'string' } } },
+            },
+            '404': errorResponse('not a served model file, or browser mode is off'),
+          },
+        },
+      },
+      '/browser.js': {
+        get: {
+          summary: "Browser mode: the page-side pipeline (this project's engine, bundled once)",
+          responses: {
+            '200': {
+              description: 'JavaScript module',
+              content: { 'text/javascript': { schema: { type: 'string' } } },
+            },
+          },
+        },
+      },
+      '/ort/{file}': {
+        get: {
+          summary: "Browser mode: onnxruntime-web's module and .wasm files, served locally",
+          parameters: [{ name: 'file', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: {
+            '200': { description: 'JavaScript or WebAssembly' },
+            '404': errorResponse('no such file'),
+          },
+        },
+      },
       '/': {
         get: {
           summary: 'The web page (prompt, parameters, live preview, gallery)',

@@ -289,6 +289,11 @@ describe('imagen serve API (in-process queue)', () => {
 
   it('serves /v1/models, an OpenAPI 3.1 document of every route, and the page without external assets', async () => {
     expect(await (await fetch(`${base}/v1/models`)).json()).toEqual({ models: gen.models() });
+    expect(await (await fetch(`${base}/v1/browser`)).json()).toEqual({
+      available: false,
+      reason: 'this server has no local model (--model)',
+    });
+    expect((await fetch(`${base}/browser.js`)).status).toBe(404);
     const doc = (await (await fetch(`${base}/openapi.json`)).json()) as Json;
     expect(doc.openapi).toBe('3.1.0');
     expect(Object.keys(doc.paths).sort()).toEqual(
@@ -300,6 +305,10 @@ describe('imagen serve API (in-process queue)', () => {
         '/v1/jobs/{id}/events',
         '/v1/jobs/{id}/images/{name}',
         '/v1/models',
+        '/v1/browser',
+        '/v1/browser/model/{path}',
+        '/browser.js',
+        '/ort/{file}',
       ].sort(),
     );
     expect(Object.keys(doc.paths['/v1/jobs/{id}'])).toEqual(expect.arrayContaining(['get', 'delete']));
@@ -384,7 +393,7 @@ describe('with a real (tiny, untrained) pipeline folder', () => {
     await writeTinyModel(join(dir, 'tiny'));
     gen = await PipelineGenerator.load(join(dir, 'tiny'));
     queue = new InProcessQueue(gen);
-    app = buildApp({ queue });
+    app = buildApp({ queue, browserModelDir: join(dir, 'tiny') });
     base = await listen(app);
   });
   afterAll(async () => {
@@ -414,6 +423,26 @@ describe('with a real (tiny, untrained) pipeline folder', () => {
     const again = await post(base, { prompt: 'a blue square', steps: 12, seed: 5, thresholding: 'static' });
     const job2 = await waitFor(base, again.json.id, finished);
     expect(Buffer.from(await (await fetch(`${base}${job2.images[0]}`)).arrayBuffer())).toEqual(png);
+  });
+
+  it('browser mode: serves the bundled pipeline, onnxruntime-web and a fixed list of model files', async () => {
+    expect(await (await fetch(`${base}/v1/browser`)).json()).toMatchObject({ available: true });
+    const js = await fetch(`${base}/browser.js`);
+    expect(js.status).toBe(200);
+    expect(await js.text()).toMatch(/from ?"onnxruntime-web"/);
+    const wasm = await fetch(`${base}/ort/ort-wasm-simd-threaded.jsep.wasm`);
+    expect([wasm.status, wasm.headers.get('content-type')]).toEqual([200, 'application/wasm']);
+    const weights = await fetch(`${base}/v1/browser/model/unet/diffusion_pytorch_model.safetensors`);
+    expect(weights.status).toBe(200);
+    expect((await weights.arrayBuffer()).byteLength).toBeGreaterThan(1000);
+    for (const path of [
+      '/v1/browser/model/model_index.json',
+      '/v1/browser/model/..%2F..%2Fetc%2Fpasswd',
+      '/v1/browser/model/unet/../../x',
+      '/ort/..%2Fpackage.json',
+      '/ort/evil.js',
+    ])
+      expect((await fetch(`${base}${path}`)).status, path).toBe(404);
   });
 
   it('cancels a running generation at its next step', async () => {

@@ -48,7 +48,7 @@ describe.skipIf(!hasChromium)('web page in Chromium', () => {
     await writeTinyModel(join(dir, 'tiny'));
     gen = await PipelineGenerator.load(join(dir, 'tiny'));
     queue = new InProcessQueue(gen);
-    app = buildApp({ queue });
+    app = buildApp({ queue, browserModelDir: join(dir, 'tiny') });
     base = await app.listen({ host: '127.0.0.1', port: 0 });
     // A fresh profile directory per run: nothing cached from an earlier page version.
     browser = await chromium.launchPersistentContext(join(dir, 'profile'), {
@@ -120,6 +120,63 @@ describe.skipIf(!hasChromium)('web page in Chromium', () => {
     // The PNG behind the download link is not blank either.
     const png = Buffer.from(await (await fetch(`${base}${href}`)).arrayBuffer());
     expect(variance((await sharp(png).raw().toBuffer({ resolveWithObject: true })).data)).toBeGreaterThan(0);
+    expect(errors).toEqual([]);
+    expect(foreign).toEqual([]);
+    await page.close();
+  });
+
+  it('browser mode: runs the model in the page (onnxruntime-web) and matches the server', async () => {
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    const foreign: string[] = [];
+    page.on('request', (r) => {
+      if (!r.url().startsWith(base) && !r.url().startsWith('data:') && !r.url().startsWith('blob:'))
+        foreign.push(r.url());
+    });
+    await page.goto(base);
+    await page.locator('#browser-mode-row').waitFor({ state: 'visible' });
+    await page.check('#browser-mode');
+    await page.fill('#prompt', 'a green triangle');
+    await page.locator('details summary').click();
+    await page.fill('#steps', '20');
+    await page.fill('#seed', '9');
+    await page.click('#generate');
+    const card = page.locator('#gallery .card', { hasText: 'ran in this browser' }).first();
+    await card.waitFor({ state: 'visible', timeout: 90_000 });
+    expect(await page.locator('#message').textContent()).toMatch(
+      /done in this browser \(onnxruntime-web:wasm\)|done in this browser/,
+    );
+    const src = (await card.locator('img').getAttribute('src'))!;
+    expect(src).toMatch(/^data:image\/png;base64,/);
+    const inPage = await sharp(Buffer.from(src.split(',')[1]!, 'base64'))
+      .removeAlpha()
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    expect([inPage.info.width, inPage.info.height]).toEqual([16, 16]);
+    expect(variance(inPage.data)).toBeGreaterThan(0);
+    await card.screenshot({ path: join(SHOTS, 'browser-mode.png') });
+
+    // The same request on the server: same sampler and noise, another ONNX Runtime build, so the
+    // pixels agree up to float rounding.
+    const res = await fetch(`${base}/v1/generate`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt: 'a green triangle', steps: 20, seed: 9, guidance_scale: 7 }),
+    });
+    const { id } = (await res.json()) as { id: string };
+    let images: string[] = [];
+    for (let i = 0; i < 600 && images.length === 0; i++) {
+      images = ((await (await fetch(`${base}/v1/jobs/${id}`)).json()) as { images: string[] }).images;
+      if (images.length === 0) await new Promise((r) => setTimeout(r, 50));
+    }
+    const server = await sharp(Buffer.from(await (await fetch(`${base}${images[0]}`)).arrayBuffer()))
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    let diff = 0;
+    for (let i = 0; i < server.data.length; i++)
+      diff = Math.max(diff, Math.abs(server.data[i]! - inPage.data[i]!));
+    expect(diff).toBeLessThanOrEqual(3);
     expect(errors).toEqual([]);
     expect(foreign).toEqual([]);
     await page.close();

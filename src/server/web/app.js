@@ -1,7 +1,11 @@
 // The page talks to the same server's JSON API and event stream; no libraries, no CDN.
 const $ = (id) => document.getElementById(id);
 const form = $('form');
-let current = null; // { id, events }
+let current = null; // { id, events } of the server job being followed
+let browserInfo = null; // /v1/browser when the server offers browser mode
+let browserLib = null; // the bundled page-side pipeline (/browser.js), loaded on first use
+let browserModel = null; // the model built in this page, kept between runs
+let browserAbort = null;
 
 function message(text, isError = false) {
   $('message').textContent = text;
@@ -43,6 +47,75 @@ function busy(on) {
   $('cancel').disabled = !on;
 }
 
+/** RGB bytes → PNG data URL (for previews, results and their download links). */
+function rgbToDataUrl(img) {
+  const canvas = document.createElement('canvas');
+  canvas.width = img.width;
+  canvas.height = img.height;
+  const ctx = canvas.getContext('2d');
+  const rgba = ctx.createImageData(img.width, img.height);
+  for (let p = 0; p < img.width * img.height; p++) {
+    rgba.data[p * 4] = img.data[p * 3];
+    rgba.data[p * 4 + 1] = img.data[p * 3 + 1];
+    rgba.data[p * 4 + 2] = img.data[p * 3 + 2];
+    rgba.data[p * 4 + 3] = 255;
+  }
+  ctx.putImageData(rgba, 0, 0);
+  return canvas.toDataURL('image/png');
+}
+
+async function loadBrowserInfo() {
+  try {
+    const info = await (await fetch('/v1/browser')).json();
+    if (info.available) {
+      browserInfo = info;
+      $('browser-mode-row').hidden = false;
+    }
+  } catch {
+    // No browser mode: the server-backed page works alone.
+  }
+}
+
+/** Browser mode: the same pipeline, run in this page with onnxruntime-web. */
+async function runInBrowser(body) {
+  browserLib ??= await import('/browser.js');
+  if (!browserModel) {
+    message('downloading the model into this page…');
+    browserModel = await browserLib.loadModel({ base: browserInfo.model_files, wasmPaths: browserInfo.ort });
+  }
+  const params = {
+    prompt: body.prompt,
+    negative_prompt: body.negative_prompt ?? '',
+    seed: body.seed ?? Math.floor(Math.random() * 2 ** 31),
+    steps: body.steps ?? 50,
+    guidance_scale: body.guidance_scale ?? 7,
+    thresholding: body.thresholding,
+    num_images: body.num_images ?? 1,
+  };
+  browserAbort = new AbortController();
+  $('live').hidden = false;
+  message(`running in this browser (${browserModel.backend})…`);
+  try {
+    const images = await browserLib.generate(browserModel, params, {
+      signal: browserAbort.signal,
+      onProgress: (e) => {
+        $('stage').textContent = `in this browser: step ${e.step} / ${e.total}`;
+        $('progress').max = e.total;
+        $('progress').value = e.step;
+        if (e.preview) $('preview').src = rgbToDataUrl(e.preview);
+      },
+    });
+    message(`done in this browser (${images.length} image${images.length > 1 ? 's' : ''})`);
+    addToGallery({ params: { ...params, where: 'this browser' }, images: images.map(rgbToDataUrl) });
+  } catch (err) {
+    if (browserAbort.signal.aborted) message('cancelled');
+    else message(`failed in this browser: ${err?.message ?? err}`, true);
+  } finally {
+    browserAbort = null;
+    busy(false);
+  }
+}
+
 function addToGallery(job) {
   $('empty')?.remove();
   const p = job.params;
@@ -60,7 +133,8 @@ function addToGallery(job) {
     meta.className = 'muted';
     meta.textContent =
       `seed ${p.seed} · ${p.steps} steps · guidance ${p.guidance_scale} · ` +
-      `${p.thresholding ?? 'default'} thresholding${p.negative_prompt ? ` · not “${p.negative_prompt}”` : ''}`;
+      `${p.thresholding ?? 'default'} thresholding${p.negative_prompt ? ` · not “${p.negative_prompt}”` : ''}` +
+      (p.where ? ` · ran in ${p.where}` : '');
     const link = document.createElement('a');
     link.href = url;
     link.download = `imagen-${p.seed}-${i}.png`;
@@ -112,6 +186,15 @@ function follow(id) {
 form.addEventListener('submit', async (e) => {
   e.preventDefault();
   busy(true);
+  if ($('browser-mode').checked && browserInfo) {
+    const body = requestBody();
+    delete body.size; // the page runs stage I only
+    await runInBrowser(body).catch((err) => {
+      busy(false);
+      message(`browser mode failed: ${err?.message ?? err}`, true);
+    });
+    return;
+  }
   message('submitting…');
   try {
     const res = await fetch('/v1/generate', {
@@ -133,7 +216,9 @@ form.addEventListener('submit', async (e) => {
 });
 
 $('cancel').addEventListener('click', async () => {
-  if (current) await fetch(`/v1/jobs/${current.id}`, { method: 'DELETE' });
+  if (browserAbort) browserAbort.abort();
+  else if (current) await fetch(`/v1/jobs/${current.id}`, { method: 'DELETE' });
 });
 
 loadModels();
+loadBrowserInfo();
