@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -68,7 +68,6 @@ async function browserBundle(): Promise<string> {
 }
 
 async function modelBytes(dir: string): Promise<number> {
-  const { stat } = await import('node:fs/promises');
   let n = 0;
   for (const f of MODEL_FILES) n += (await stat(join(dir, f)).catch(() => undefined))?.size ?? 0;
   return n;

@@ -32,7 +32,8 @@ class WebBackend implements Backend {
   constructor(readonly providers: string[]) {}
 
   get name(): string {
-    return `onnxruntime-web:${this.providers[0]}`;
+    // ORT falls back along the list per node and per session, so this names the preference.
+    return `onnxruntime-web: ${this.providers.join(', else ')}`;
   }
 
   async createSession(model: Uint8Array): Promise<BackendSession> {
