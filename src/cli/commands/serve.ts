@@ -47,9 +47,9 @@ export function registerServe(program: Command): void {
   program
     .command('serve')
     .description(
-      'HTTP server: JSON API (POST /v1/generate, GET/DELETE /v1/jobs/:id, server-sent events, /v1/models,\n' +
-        '/openapi.json) and a web page at /. Jobs run one at a time in this process, or with --redis\n' +
-        'through a BullMQ queue that `imagen worker` processes take jobs from.',
+      'HTTP server: JSON API (POST /v1/generate, GET/DELETE /v1/jobs/:id, server-sent events, /v1/models, ' +
+        '/openapi.json) and a web page at / (which can also run the model in the browser). Jobs run one at a ' +
+        'time in this process, or with --redis through a BullMQ queue that `imagen worker` processes take jobs from.',
     )
     .option('--host <addr>', 'address to bind (0.0.0.0 exposes the server to the network)', '127.0.0.1')
     .option('--port <n>', 'TCP port (0: any free port)', '7860')

@@ -19,7 +19,7 @@ export function registerWorker(program: Command): void {
   program
     .command('worker')
     .description(
-      'Take generation jobs from the Redis queue that `imagen serve --redis` fills, one at a time.\n' +
+      'Take generation jobs from the Redis queue that `imagen serve --redis` fills, one at a time. ' +
         'Start any number, on this or other machines; all must load the same model.',
     )
     .requiredOption('--redis <url>', 'Redis URL, e.g. redis://10.0.0.5:6379')
