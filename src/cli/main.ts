@@ -1,6 +1,8 @@
 import { Command, CommanderError } from 'commander';
 import { ImagenError } from '../engine/errors.js';
+import { registerDataset } from './commands/dataset.js';
 import { registerEncode } from './commands/encode.js';
+import { registerEval } from './commands/eval.js';
 import { registerForward } from './commands/forward.js';
 import { registerGenerate } from './commands/generate.js';
 import { registerInfo } from './commands/info.js';
@@ -29,6 +31,8 @@ export function buildProgram(): Command {
   registerGenerate(program);
   registerServe(program);
   registerWorker(program);
+  registerDataset(program);
+  registerEval(program);
   registerVary(program);
   registerInpaint(program);
   registerUpscale(program);

@@ -1,0 +1,64 @@
+import { readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { TrueTypeFont } from '../../data/synth/font.js';
+import { renderScene } from '../../data/synth/render.js';
+import { type Split, synthExample } from '../../data/synth/splits.js';
+import { ImagenError } from '../../engine/errors.js';
+import { atomicWriteFile } from './files.js';
+import { encodePng } from './image.js';
+
+let cachedFont: TrueTypeFont | undefined;
+
+/**
+ * DejaVu Sans Bold from the `dejavu-fonts-ttf` npm package: a font that comes with the package
+ * install, never from the system, so renders match on every machine.
+ */
+export function loadDejaVu(): TrueTypeFont {
+  if (!cachedFont) {
+    const require = createRequire(import.meta.url);
+    let path: string;
+    try {
+      path = join(dirname(require.resolve('dejavu-fonts-ttf/package.json')), 'ttf', 'DejaVuSans-Bold.ttf');
+    } catch {
+      throw new ImagenError('NOT_FOUND', 'the dejavu-fonts-ttf package is not installed (npm ci)');
+    }
+    cachedFont = new TrueTypeFont(new Uint8Array(readFileSync(path)));
+  }
+  return cachedFont;
+}
+
+export interface SynthDatasetOptions {
+  out: string;
+  count: number;
+  seed: number;
+  size: number;
+  split: Split;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/**
+ * Write the imagefolder layout the trainer reads: NNNNNN.png plus metadata.jsonl rows
+ * {file_name, text, scene}. The trainer reads only file_name and text; `scene` is the structured
+ * description the checker verifies. dataset.json records how the folder was made.
+ */
+export async function writeSynthDataset(o: SynthDatasetOptions): Promise<{ files: number }> {
+  const font = loadDejaVu();
+  await mkdir(o.out, { recursive: true });
+  const lines: string[] = [];
+  const digits = Math.max(6, String(o.count - 1).length);
+  for (let i = 0; i < o.count; i++) {
+    const ex = synthExample(o.seed, o.split, i);
+    const file = `${String(i).padStart(digits, '0')}.png`;
+    await writeFile(join(o.out, file), await encodePng(renderScene(ex.scene, o.size, font)));
+    lines.push(JSON.stringify({ file_name: file, text: ex.caption, scene: ex.scene }));
+    o.onProgress?.(i + 1, o.count);
+  }
+  await atomicWriteFile(join(o.out, 'metadata.jsonl'), `${lines.join('\n')}\n`);
+  await atomicWriteFile(
+    join(o.out, 'dataset.json'),
+    `${JSON.stringify({ generator: 'imagen-ts synth v1', seed: o.seed, count: o.count, size: o.size, split: o.split }, null, 2)}\n`,
+  );
+  return { files: o.count };
+}
