@@ -227,7 +227,9 @@ export class UNet2DConditionModel extends Module {
             res(cfg.resnet_out_scale_factor),
             hasAttn
               ? {
-                  headDim: revHeads[i]!,
+                  // diffusers indexes attention_head_dim[i] here WITHOUT reversing it (unlike every
+                  // other per-block list); matching that keeps per-block head sizes loadable as-is.
+                  headDim: cfg.attention_head_dim[i]!,
                   crossDim: cfg.cross_attention_dim,
                   groups: cfg.norm_num_groups,
                   onlyCross: revOnlyCross[i]!,
