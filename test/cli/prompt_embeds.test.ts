@@ -46,8 +46,6 @@ describe('generate --prompt-embeds', () => {
         m,
         '--negative-prompt',
         '',
-        '--max-length',
-        '32',
         '--out',
         emb,
       ]),
