@@ -126,20 +126,38 @@ export class RedisQueue implements JobQueue {
     return run;
   }
 
+  /**
+   * The job with its status. The state is read before the job's data, so the data is at least as
+   * new as the state: a job that completes in between is never reported `done` without its result.
+   */
+  private async load(
+    id: string,
+  ): Promise<{ job: Job<GenerateParams, JobResult>; status: JobStatus } | undefined> {
+    const state = await this.queue.getJobState(id);
+    const job = state === 'unknown' ? undefined : await Job.fromId<GenerateParams, JobResult>(this.queue, id);
+    if (!job) return undefined;
+    let status: JobStatus;
+    if (state === 'active') status = 'running';
+    else if (state === 'completed') status = 'done';
+    else if (state === 'failed') status = job.failedReason === CANCELLED ? 'cancelled' : 'failed';
+    else status = (await this.redis.exists(cancelKey(id))) ? 'cancelled' : 'queued';
+    return { job, status };
+  }
+
   async get(id: string): Promise<JobInfo | undefined> {
-    const job = await Job.fromId<GenerateParams, JobResult>(this.queue, id);
-    if (!job) {
+    const found = await this.load(id);
+    if (!found) {
       // A job cancelled while waiting is removed from BullMQ; its record stays here.
       const tomb = await this.redis.get(cancelKey(id));
       return tomb && tomb !== '1' ? (JSON.parse(tomb) as JobInfo) : undefined;
     }
-    return this.info(job, await this.statusOf(job));
+    return this.info(found.job, found.status);
   }
 
   async cancel(id: string): Promise<JobInfo | undefined> {
-    const job = await Job.fromId<GenerateParams, JobResult>(this.queue, id);
-    if (!job) return this.get(id);
-    const status = await this.statusOf(job);
+    const found = await this.load(id);
+    if (!found) return this.get(id);
+    const { job, status } = found;
     if (status === 'done' || status === 'failed' || status === 'cancelled') return this.info(job, status);
     // The mark first: a worker that takes the job from now on sees it and stops at once.
     await this.redis.set(cancelKey(id), '1', 'EX', KEEP_SECONDS);
@@ -200,14 +218,6 @@ export class RedisQueue implements JobQueue {
     } catch {
       // Redis hiccup: the client still sees the next event or polls GET /v1/jobs/:id.
     }
-  }
-
-  private async statusOf(job: Job<GenerateParams, JobResult>): Promise<JobStatus> {
-    const state = await job.getState();
-    if (state === 'active') return 'running';
-    if (state === 'completed') return 'done';
-    if (state === 'failed') return job.failedReason === CANCELLED ? 'cancelled' : 'failed';
-    return (await this.redis.exists(cancelKey(job.id!))) ? 'cancelled' : 'queued';
   }
 
   private info(job: Job<GenerateParams, JobResult>, status: JobStatus): JobInfo {
