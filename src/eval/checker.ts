@@ -97,17 +97,23 @@ function largest(found: Detected[]): Detected | undefined {
 }
 
 /**
- * The sign's letters as black on white, upscaled so capitals are ~60 px tall: "textness" is the
+ * The sign's letters as black on white, the crop scaled to `cropHeight` px (capitals about half of that): "textness" is the
  * distance from the sign's own colour relative to the expected letter contrast, bilinearly
  * upsampled and thresholded at one half, with a white margin (Tesseract wants one).
  */
-export function signCrop(img: RgbImage, a: Analysis & { scale: number }, scene: Scene): RgbImage | undefined {
+export function signCrop(
+  img: RgbImage,
+  a: Analysis & { scale: number },
+  scene: Scene,
+  cropHeight = 160,
+): RgbImage | undefined {
   const sign = largest(a.components);
   if (!sign || !scene.sign) return undefined;
   const s = a.scale;
   const [bx0, by0, bx1, by1] = sign.box;
-  // Trim the sign's border (anti-aliased edge against the background).
-  const inset = Math.max(1, Math.round(0.6 * s));
+  // Trim the sign's border (anti-aliased edge against the background; the box comes from the
+  // ≤ 64 px analysis, so it is up to one analysis pixel off at full resolution).
+  const inset = Math.max(1, Math.round(1.5 * s));
   const x0 = Math.round(bx0 * s) + inset;
   const y0 = Math.round(by0 * s) + inset;
   const x1 = Math.round(bx1 * s) - inset;
@@ -130,7 +136,7 @@ export function signCrop(img: RgbImage, a: Analysis & { scale: number }, scene: 
       t[y * w + x] = Math.min(1, d / contrast);
     }
   }
-  const k = Math.max(1, 160 / h);
+  const k = Math.max(1, cropHeight / h);
   const W = Math.round(w * k);
   const H = Math.round(h * k);
   const margin = 24;
@@ -154,13 +160,49 @@ export function signCrop(img: RgbImage, a: Analysis & { scale: number }, scene: 
         out.fill(0, ((Y + margin) * outW + X + margin) * 3, ((Y + margin) * outW + X + margin) * 3 + 3);
     }
   }
+  clearBorderBlobs(out, outW, outH, margin);
   return { width: outW, height: outH, data: out };
+}
+
+/**
+ * Whiten dark blobs that touch the crop's edge: leftovers of the sign's border, which Tesseract
+ * reads as I or | (or refuses the line over). Letters sit well inside the sign.
+ */
+function clearBorderBlobs(img: Uint8Array, W: number, H: number, margin: number): void {
+  const dark = (p: number) => img[p * 3] === 0;
+  const stack: number[] = [];
+  const seed = (x: number, y: number) => {
+    const p = y * W + x;
+    if (dark(p)) stack.push(p);
+  };
+  for (let x = margin; x < W - margin; x++) {
+    seed(x, margin);
+    seed(x, H - margin - 1);
+  }
+  for (let y = margin; y < H - margin; y++) {
+    seed(margin, y);
+    seed(W - margin - 1, y);
+  }
+  while (stack.length) {
+    const p = stack.pop()!;
+    if (!dark(p)) continue;
+    img.fill(255, p * 3, p * 3 + 3);
+    const x = p % W;
+    const y = (p - x) / W;
+    if (x > 0) stack.push(p - 1);
+    if (x < W - 1) stack.push(p + 1);
+    if (y > 0) stack.push(p - W);
+    if (y < H - 1) stack.push(p + W);
+  }
 }
 
 /** Normalise OCR output for comparison: capitals only. */
 export function normaliseWord(s: string): string {
   return s.toUpperCase().replace(/[^A-Z]/g, '');
 }
+
+/** Sign-crop heights (px) tried in turn for OCR. */
+const OCR_SCALES = [160, 100];
 
 /** Check one image against the scene its prompt came from. */
 export async function checkImage(scene: Scene, img: RgbImage, readWord?: WordReader): Promise<CheckResult> {
@@ -169,8 +211,13 @@ export async function checkImage(scene: Scene, img: RgbImage, readWord?: WordRea
   let ocrText: string | undefined;
   if (scene.sign) {
     if (!readWord) throw new Error('a sign prompt needs an OCR reader');
-    const crop = signCrop(img, a, scene);
-    ocrText = crop ? normaliseWord(await readWord(crop)) : '';
+    // Two honest reads at different magnifications: Tesseract occasionally drops a letter of a
+    // short word ("ZOO" → "ZO") at one scale and not at the other. A wrong word stays wrong.
+    for (const scale of OCR_SCALES) {
+      const crop = signCrop(img, a, scene, scale);
+      ocrText = crop ? normaliseWord(await readWord(crop)) : '';
+      if (ocrText === scene.sign.word) break;
+    }
     verdicts.word = ocrText === scene.sign.word;
   }
   const pass = Object.values(verdicts).every(Boolean);

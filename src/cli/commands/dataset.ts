@@ -31,10 +31,10 @@ export function registerDataset(program: Command): void {
   dataset
     .command('synth')
     .description(
-      'Render the procedural captioned dataset: scenes of 1–4 coloured shapes with sizes, positions and\n' +
-        'relations, or signs carrying a word, each with a natural caption. Writes the imagefolder layout that\n' +
-        '`imagen train` reads (NNNNNN.png + metadata.jsonl with file_name, text and the structured scene).\n' +
-        'Deterministic: the same seed gives byte-identical files on every machine. --split heldout renders only\n' +
+      'Render the procedural captioned dataset: scenes of 1–4 coloured shapes with sizes, positions and ' +
+        'relations, or signs carrying a word, each with a natural caption. Writes the imagefolder layout that ' +
+        '`imagen train` reads (NNNNNN.png + metadata.jsonl with file_name, text and the structured scene). ' +
+        'Deterministic: the same seed gives identical pixels on every machine (and identical files with the same sharp). --split heldout renders only ' +
         'the held-out compositions (colour–shape and word–colour pairs that never occur in --split train).',
     )
     .requiredOption('--out <dir>', 'output folder')

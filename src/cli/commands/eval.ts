@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { renderScene } from '../../data/synth/render.js';
@@ -18,6 +18,7 @@ import {
 import { tensorToImages } from '../../io/image.js';
 import { InMemoryT5Encoder } from '../../models/t5/t5_encoder.js';
 import { generateImages, type StageModels } from '../../pipelines/text_to_image.js';
+import { atomicWriteFile } from '../../platform/node/files.js';
 import { encodePng, writePng } from '../../platform/node/image.js';
 import { createWordOcr } from '../../platform/node/ocr.js';
 import { loadPipelineFolder } from '../../platform/node/pipeline_folder.js';
@@ -157,7 +158,7 @@ async function writeReport(
     loadDejaVu(),
   );
   const path = join(dir, `${name}.png`);
-  await writeFile(path, await encodePng(sheet));
+  await atomicWriteFile(path, await encodePng(sheet));
   return path;
 }
 
@@ -165,10 +166,10 @@ export function registerEval(program: Command): void {
   program
     .command('eval')
     .description(
-      'Faithfulness evaluation on the synthetic grammar: generate an image for each prompt of a split with\n' +
-        '--model, then check per attribute (count, colour, shape, size, relation/position, word) with classical\n' +
-        'image analysis and OCR. Writes REPORT/report.json (per-prompt verdicts, per-attribute accuracy) and\n' +
-        'REPORT/contact-sheet.png. --ground-truth instead scores the checker itself: on true renders (should be\n' +
+      'Faithfulness evaluation on the synthetic grammar: generate an image for each prompt of a split with ' +
+        '--model, then check per attribute (count, colour, shape, size, relation/position, word) with classical ' +
+        'image analysis and OCR. Writes REPORT/report.json (per-prompt verdicts, per-attribute accuracy) and ' +
+        'REPORT/contact-sheet.png. --ground-truth instead scores the checker itself: on true renders (should be ' +
         '~100 %) and on the same renders paired with shuffled captions (should be near 0 %).',
     )
     .option('--model <dir>', 'stage-I pipeline folder to evaluate')
@@ -275,7 +276,7 @@ export function registerEval(program: Command): void {
           say(`shuffled captions: ${formatSummary(s.summary)}`);
         }
         report.seconds = (performance.now() - t0) / 1000;
-        await writeFile(join(f.report, 'report.json'), `${JSON.stringify(report, null, 1)}\n`);
+        await atomicWriteFile(join(f.report, 'report.json'), `${JSON.stringify(report, null, 1)}\n`);
         say(`report: ${join(f.report, 'report.json')}, ${sheet}`);
       } finally {
         await ocr?.terminate();
