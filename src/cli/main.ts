@@ -36,7 +36,25 @@ export function buildProgram(): Command {
   registerVary(program);
   registerInpaint(program);
   registerUpscale(program);
+  // The command list shows one line each; `imagen CMD --help` shows the full description.
+  for (const c of program.commands) {
+    if (!c.summary()) c.summary(firstSentence(c.description()));
+  }
   return program;
+}
+
+function firstSentence(text: string): string {
+  const flat = text.replace(/\s+/g, ' ').trim();
+  let depth = 0;
+  for (let i = 0; i < flat.length; i++) {
+    const ch = flat[i]!;
+    if (ch === '(') depth++;
+    else if (ch === ')') depth = Math.max(0, depth - 1);
+    else if (depth === 0 && (ch === '.' || ch === ':') && (i + 1 === flat.length || flat[i + 1] === ' ')) {
+      return flat.slice(0, i);
+    }
+  }
+  return flat;
 }
 
 /** Run the CLI; returns the process exit code (0 ok, 2 bad usage/input, 1 other failure). */
