@@ -19,6 +19,8 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { classifierFreeGuidance } from '../src/diffusion/guidance.js';
 import { f32ToF16Bits } from '../src/engine/dtype.js';
+import { countFlops } from '../src/engine/flops.js';
+import { Trace } from '../src/engine/graph.js';
 import { NDArray } from '../src/engine/ndarray.js';
 import { StreamingUNetRunner } from '../src/models/unet/streaming.js';
 import { UNet2DConditionModel } from '../src/models/unet/unet.js';
@@ -284,6 +286,17 @@ async function runStage(stage: StageSpec, dir: string, steps: number): Promise<R
   const embeds = randn([b, 77, 4096], 2, 0.2);
   const classLabels =
     stage.classLabel !== undefined ? NDArray.i64([b], [stage.classLabel, stage.classLabel]) : undefined;
+  // Matrix FLOPs of one call (convs, matmuls, attention), from the traced whole-UNet graph.
+  const tr = new Trace();
+  const gflop =
+    countFlops([
+      runner.unet.forward({
+        sample: tr.input('sample', sample.shape),
+        timestep: tr.input('timestep', [1], 'int64'),
+        encoderHiddenStates: tr.input('encoder_hidden_states', embeds.shape),
+        classLabels: classLabels && tr.input('class_labels', classLabels.shape, 'int64'),
+      }),
+    ]) / 1e9;
   const stepSeconds: number[] = [];
   const splits: (typeof stepSplit)[] = [];
   let out: NDArray | undefined;
@@ -336,6 +349,8 @@ async function runStage(stage: StageSpec, dir: string, steps: number): Promise<R
     step_seconds: stepSeconds.map((x) => round(x, 1)),
     seconds_per_step_first: round(stepSeconds[0]!, 1),
     seconds_per_step_best: round(Math.min(...stepSeconds), 1),
+    gflop_per_step: Math.round(gflop),
+    achieved_gflops_best_step: round(gflop / Math.min(...stepSeconds), 1),
     step_split_seconds: splits.map((x) => ({
       wait_for_bytes: round(x.readMs / 1000),
       widen_in_js: round(x.widenMs / 1000),

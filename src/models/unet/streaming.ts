@@ -402,11 +402,11 @@ export class StreamingUNetRunner implements UNetLike {
         const piece = this.pieces[i]!;
         const t0 = performance.now();
         let raw: (NDArray | undefined)[] | undefined = await next!;
-        const t1 = performance.now();
         next = prefetch && i + 1 < n ? this.read(reader, this.pieces[i + 1]!) : undefined;
         // Awaited on the next turn; this keeps a failure from being reported as unhandled meanwhile.
         next?.catch(() => {});
-        this.arena ??= new Float32Array(this.largestPieceSize);
+        // Starting the next read (allocating its buffers) counts as reading, not widening.
+        const t1 = performance.now();
         let at = 0;
         const { slots } = piece.template;
         const inGraph = (this.options.widen ?? 'graph') === 'graph';
@@ -416,6 +416,8 @@ export class StreamingUNetRunner implements UNetLike {
             // Zero-copy: the graph input is fp16 and its Cast node widens it (Trace.param adds it).
             slots[k]!.set(r);
           } else {
+            // Allocated on first need only: with fp16 weights cast in the graph it is never used.
+            this.arena ??= new Float32Array(this.largestPieceSize);
             const dst = this.arena.subarray(at, at + r.size);
             slots[k]!.set(new NDArray('float32', r.shape, widenInto(r, dst)));
             at += r.size;
