@@ -125,6 +125,14 @@ describe.skipIf(!fixture('if-stage1-unet'))('streaming UNet = in-memory UNet', (
     await expect(loadUNet(bad, { streaming: true })).rejects.toThrow(/missing conv_out\.bias/);
   });
 
+  it('refuses a module with loaded weights (they would be used as scratch slots)', async () => {
+    const dir = fixture('if-stage1-unet')!;
+    const loaded = await loadUNet(dir, { streaming: false });
+    const ckpt = await openSafetensors(join(dir, 'diffusion_pytorch_model.safetensors'));
+    expect(() => new StreamingUNetRunner(rt, loaded, ckpt)).toThrow(/without loaded weights/);
+    await ckpt.close();
+  });
+
   it('checks the call like UNet.forward (stage-I input given to a stage-II UNet)', async () => {
     const dir = fixture('if-stage2-unet')!;
     const call = await fixtureCall(dir);

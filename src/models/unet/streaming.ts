@@ -201,7 +201,8 @@ export class StreamingUNetRunner implements UNetLike {
   private released = false;
 
   /**
-   * @param unet the module tree (its parameters need no values: only names, shapes and structure).
+   * @param unet the module tree, without weights: its parameters serve as the pieces' input slots
+   *   (filled before a piece runs, cleared after), so a loaded module would lose its values.
    * @param checkpoint an open reader, or an opener called on first use (then closed by `release()`).
    */
   constructor(
@@ -210,6 +211,13 @@ export class StreamingUNetRunner implements UNetLike {
     private readonly checkpoint: CheckpointReader | (() => Promise<CheckpointReader>),
     private readonly options: StreamingUNetOptions = {},
   ) {
+    if (unet.parameters().some((p) => p.value !== undefined)) {
+      throw new ImagenError(
+        'BAD_INPUT',
+        'StreamingUNetRunner takes a UNet without loaded weights (it reads them from the checkpoint; ' +
+          'loadUNet(dir, { streaming: true }) returns one)',
+      );
+    }
     if (typeof checkpoint !== 'function') this.reader = checkpoint;
     const session = options.threads ? { threads: options.threads } : undefined;
     const templates = new Map<string, Template>();
