@@ -1,9 +1,11 @@
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { makeSchedule, parseSchedulerConfig } from '../../src/diffusion/schedule.js';
 import type { NDArray } from '../../src/engine/index.js';
 import { StreamingUNetRunner } from '../../src/models/unet/streaming.js';
+import { guidedDenoiser } from '../../src/pipelines/if_pipeline.js';
 import { InMemoryUNetRunner, type UNetCall, UNetRunner } from '../../src/pipelines/unet_runner.js';
 import { openSafetensors, writeSafetensors } from '../../src/platform/node/files.js';
 import { cudaAvailable, NodeBackend } from '../../src/platform/node/ort.js';
@@ -168,4 +170,35 @@ describe('--device cuda', () => {
     expect(Array.from(out.data as Float32Array)).toEqual([2, 3]);
     await f.release();
   });
+});
+
+describe.skipIf(!fixture('if-pipeline-loop'))('streaming UNet inside the IF pipelines = diffusers', () => {
+  // The recorded IFPipeline / IFSuperResolutionPipeline loops: the pipelines' guided denoiser takes the
+  // streaming runner as it takes the in-memory one, and every guided model output matches diffusers.
+  for (const [loop, unetName, guidance] of [
+    ['if-pipeline-loop', 'if-stage1-unet', 7.0],
+    ['if-superres-loop', 'if-stage2-unet', 4.0],
+  ] as const) {
+    it(`${loop}: every step's guided model output ≤ 1e-4`, async () => {
+      const dir = fixture(loop)!;
+      const rec = await loadAll(join(dir, 'loop.safetensors'));
+      const schedule = makeSchedule(
+        parseSchedulerConfig(JSON.parse(readFileSync(join(dir, 'scheduler_config.json'), 'utf8'))),
+      );
+      const runner = await loadUNetRunner(fixture(unetName)!, { runtime: rt, streaming: true });
+      expect(runner).toBeInstanceOf(StreamingUNetRunner);
+      const cond = { promptEmbeds: rec.prompt_embeds!, negativePromptEmbeds: rec.negative_prompt_embeds! };
+      const extra = rec.upscaled_noised && { image: rec.upscaled_noised, classLabels: rec.noise_level! };
+      const denoise = guidedDenoiser(runner, cond, guidance, schedule, extra);
+      const timesteps = rec.timesteps!.toArray();
+      const errs: number[] = [];
+      for (let i = 0; i < timesteps.length; i++) {
+        const out = await denoise(rec[`step${i}.sample_in`]!, timesteps[i]!, i);
+        errs.push(rel(out, rec[`step${i}.guided_model_output`]!));
+      }
+      console.log(`${loop} via streaming: per-step error ${errs.map((e) => e.toExponential(1)).join(' ')}`);
+      for (const [i, e] of errs.entries()) expect(e, `step ${i}`).toBeLessThan(1e-4);
+      await runner.release();
+    });
+  }
 });
