@@ -4,11 +4,15 @@ import { ImagenError } from '../engine/errors.js';
 import { NDArray } from '../engine/ndarray.js';
 import type { Runtime } from '../engine/runtime.js';
 import { tensorToImages } from '../io/image.js';
-import { InMemoryT5Encoder } from '../models/t5/t5_encoder.js';
+import type { T5TextEncoder } from '../models/t5/t5_encoder.js';
 import type { ProgressEvent } from '../pipelines/events.js';
 import { generateImages, type StageModels } from '../pipelines/text_to_image.js';
 import { encodePng } from '../platform/node/image.js';
-import { type LoadedPipeline, loadPipelineFolder } from '../platform/node/pipeline_folder.js';
+import {
+  type LoadedPipeline,
+  loadPipelineFolder,
+  openTextEncoder,
+} from '../platform/node/pipeline_folder.js';
 import { createRuntime } from '../platform/node/runtime.js';
 import type { GenerateParams, JobProgress, ModelInfo } from './types.js';
 
@@ -76,7 +80,7 @@ export class PipelineGenerator implements Generator {
     private readonly rt: Runtime,
     private readonly base: LoadedPipeline,
     private readonly sr: LoadedPipeline | undefined,
-    private readonly encoder: InMemoryT5Encoder,
+    private readonly encoder: T5TextEncoder,
     private readonly previewEvery: number | undefined,
   ) {}
 
@@ -90,7 +94,7 @@ export class PipelineGenerator implements Generator {
         'CONFIG_INVALID',
         `${model} is a super-resolution pipeline; give a stage-I model`,
       );
-    if (!base.textEncoder || !base.tokenizer)
+    if (!base.textEncoderDir || !base.tokenizer)
       throw new ImagenError(
         'NOT_FOUND',
         `${model}: the server needs a model folder with text_encoder/ and tokenizer/`,
@@ -99,7 +103,7 @@ export class PipelineGenerator implements Generator {
     if (sr && sr.stage !== 'sr')
       throw new ImagenError('CONFIG_INVALID', `${o.srModel} is a stage-I pipeline, not super-resolution`);
     const rt = createRuntime();
-    return new PipelineGenerator(rt, base, sr, new InMemoryT5Encoder(base.textEncoder, rt), o.previewEvery);
+    return new PipelineGenerator(rt, base, sr, (await openTextEncoder(base, rt))!, o.previewEvery);
   }
 
   models(): ModelInfo[] {
@@ -107,7 +111,7 @@ export class PipelineGenerator implements Generator {
       id: basename(p.dir),
       stage: p.stage,
       size: p.unet.config.sample_size,
-      text_encoder: p.textEncoder !== undefined,
+      text_encoder: p.textEncoderDir !== undefined,
     });
     return this.sr ? [info(this.base), info(this.sr)] : [info(this.base)];
   }

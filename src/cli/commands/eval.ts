@@ -16,12 +16,11 @@ import {
   shuffleCaptions,
 } from '../../eval/evaluate.js';
 import { tensorToImages } from '../../io/image.js';
-import { InMemoryT5Encoder } from '../../models/t5/t5_encoder.js';
 import { generateImages, type StageModels } from '../../pipelines/text_to_image.js';
 import { atomicWriteFile } from '../../platform/node/files.js';
 import { encodePng, writePng } from '../../platform/node/image.js';
 import { createWordOcr } from '../../platform/node/ocr.js';
-import { loadPipelineFolder } from '../../platform/node/pipeline_folder.js';
+import { loadPipelineFolder, openTextEncoder } from '../../platform/node/pipeline_folder.js';
 import { createRuntime } from '../../platform/node/runtime.js';
 import { loadDejaVu } from '../../platform/node/synth_render.js';
 import { usageError } from '../errors.js';
@@ -76,7 +75,7 @@ async function generateForItems(
   const sr = f.srModel ? await loadPipelineFolder(f.srModel, variant) : undefined;
   if (sr && sr.stage !== 'sr')
     throw new ImagenError('CONFIG_INVALID', `${f.srModel} is a stage-I pipeline, not super-resolution`);
-  if (!base.textEncoder || !base.tokenizer)
+  if (!base.textEncoderDir || !base.tokenizer)
     throw new ImagenError('NOT_FOUND', `${f.model}: no text_encoder/tokenizer`);
   if (f.threshold && !['dynamic', 'static', 'none'].includes(f.threshold)) {
     throw usageError(`--threshold must be dynamic, static or none, got "${f.threshold}"`);
@@ -87,7 +86,7 @@ async function generateForItems(
   const guidance = floatFlag(f.guidance, '--guidance', 0, 100);
   const batch = intFlag(f.batch, '--batch', 1, 256);
   const rt = createRuntime();
-  const encoder = new InMemoryT5Encoder(base.textEncoder, rt);
+  const encoder = (await openTextEncoder(base, rt))!;
   const toStage = (p: typeof base): StageModels => ({
     unet: p.unet,
     schedule: p.schedule,

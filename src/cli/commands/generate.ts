@@ -2,16 +2,14 @@ import { basename, extname, join } from 'node:path';
 import type { Command } from 'commander';
 import { ImagenError } from '../../engine/errors.js';
 import { tensorToImages } from '../../io/image.js';
-import { InMemoryT5Encoder } from '../../models/t5/t5_encoder.js';
 import type { ProgressEvent } from '../../pipelines/events.js';
-import type { TextConditioning } from '../../pipelines/if_pipeline.js';
 import { generateImages, type StageModels } from '../../pipelines/text_to_image.js';
-import { openSafetensors } from '../../platform/node/files.js';
 import { writePng } from '../../platform/node/image.js';
-import { loadPipelineFolder } from '../../platform/node/pipeline_folder.js';
+import { loadPipelineFolder, openTextEncoder } from '../../platform/node/pipeline_folder.js';
 import { createRuntime } from '../../platform/node/runtime.js';
 import { usageError } from '../errors.js';
 import { logger, ProgressBar } from '../progress.js';
+import { loadPromptEmbeds } from './vary.js';
 
 interface GenerateFlags {
   model: string;
@@ -58,28 +56,6 @@ function outputPaths(out: string, n: number): string[] {
   const ext = extname(out) || '.png';
   const stem = join(out.slice(0, out.length - basename(out).length), basename(out, ext));
   return Array.from({ length: n }, (_, i) => `${stem}-${i}${ext}`);
-}
-
-/** Embeddings written by `imagen encode` (prompt_embeds [+ negative_prompt_embeds]). */
-async function readPromptEmbeds(file: string): Promise<TextConditioning> {
-  const st = await openSafetensors(file);
-  try {
-    if (!st.has('prompt_embeds'))
-      throw new ImagenError('BAD_INPUT', `${file}: no prompt_embeds tensor (write it with imagen encode)`);
-    const promptEmbeds = (await st.get('prompt_embeds')).toFloat32();
-    const negativePromptEmbeds = st.has('negative_prompt_embeds')
-      ? (await st.get('negative_prompt_embeds')).toFloat32()
-      : undefined;
-    if (negativePromptEmbeds && negativePromptEmbeds.shape.join() !== promptEmbeds.shape.join()) {
-      throw new ImagenError(
-        'SHAPE_MISMATCH',
-        `${file}: negative_prompt_embeds and prompt_embeds differ in shape`,
-      );
-    }
-    return { promptEmbeds, negativePromptEmbeds };
-  } finally {
-    await st.close();
-  }
 }
 
 export function registerGenerate(program: Command): void {
@@ -158,15 +134,15 @@ export function registerGenerate(program: Command): void {
         if (p?.notApplied.length)
           say(`note: ${p.dir}: ${p.notApplied.join(', ')} present but not applied by imagen-ts`);
       }
-      const embeddings = f.promptEmbeds ? await readPromptEmbeds(f.promptEmbeds) : undefined;
-      if (!embeddings && (!base.textEncoder || !base.tokenizer)) {
+      const embeddings = f.promptEmbeds ? await loadPromptEmbeds(f.promptEmbeds, false) : undefined;
+      if (!embeddings && (!base.textEncoderDir || !base.tokenizer)) {
         throw new ImagenError(
           'NOT_FOUND',
           `${f.model}: no text_encoder/tokenizer; encode the prompt elsewhere with \`imagen encode\` and pass --prompt-embeds`,
         );
       }
       const rt = createRuntime();
-      const encoder = embeddings ? undefined : new InMemoryT5Encoder(base.textEncoder!, rt);
+      const encoder = embeddings ? undefined : await openTextEncoder(base, rt);
       const bars = new Map<string, ProgressBar>();
       const t0 = performance.now();
       const onProgress = (e: ProgressEvent) => {

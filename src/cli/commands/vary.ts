@@ -4,14 +4,18 @@ import { ImagenError } from '../../engine/errors.js';
 import type { NDArray } from '../../engine/ndarray.js';
 import type { Runtime } from '../../engine/runtime.js';
 import { tensorToImages } from '../../io/image.js';
-import { encodePrompts, InMemoryT5Encoder } from '../../models/t5/t5_encoder.js';
+import { encodePrompts } from '../../models/t5/t5_encoder.js';
 import type { ProgressEvent } from '../../pipelines/events.js';
 import type { TextConditioning } from '../../pipelines/if_pipeline.js';
 import { checkStageUNet, IF_IMG2IMG_DEFAULTS, varyImages } from '../../pipelines/img2img.js';
 import type { StageModels, TextModels } from '../../pipelines/text_to_image.js';
 import { openSafetensors } from '../../platform/node/files.js';
 import { readImage, writePng } from '../../platform/node/image.js';
-import { type LoadedPipeline, loadPipelineFolder } from '../../platform/node/pipeline_folder.js';
+import {
+  type LoadedPipeline,
+  loadPipelineFolder,
+  openTextEncoder,
+} from '../../platform/node/pipeline_folder.js';
 import { createRuntime } from '../../platform/node/runtime.js';
 import { usageError } from '../errors.js';
 import { logger, ProgressBar } from '../progress.js';
@@ -244,13 +248,10 @@ export function requirePrompt(f: CommonFlags): string {
 }
 
 /** The text encoder of a pipeline folder as `TextModels`, or undefined. */
-export function folderText(p: LoadedPipeline, rt: Runtime): TextModels | undefined {
-  if (!p.textEncoder || !p.tokenizer) return undefined;
-  return {
-    encoder: new InMemoryT5Encoder(p.textEncoder, rt),
-    tokenizer: p.tokenizer,
-    maxLength: p.maxTextLength,
-  };
+export async function folderText(p: LoadedPipeline, rt: Runtime): Promise<TextModels | undefined> {
+  if (!p.tokenizer) return undefined;
+  const encoder = await openTextEncoder(p, rt);
+  return encoder && { encoder, tokenizer: p.tokenizer, maxLength: p.maxTextLength };
 }
 
 /**

@@ -3,13 +3,20 @@ import { join } from 'node:path';
 import { makeSchedule, parseSchedulerConfig, type Schedule } from '../../diffusion/schedule.js';
 import { ImagenError } from '../../engine/errors.js';
 import type { NDArray } from '../../engine/ndarray.js';
-import type { T5Encoder } from '../../models/t5/t5_encoder.js';
+import type { Runtime } from '../../engine/runtime.js';
+import { t5EncoderFloat32Bytes } from '../../models/t5/config.js';
+import { InMemoryT5Encoder, type T5Encoder, type T5TextEncoder } from '../../models/t5/t5_encoder.js';
 import type { UNetConfig } from '../../models/unet/config.js';
 import type { UNet2DConditionModel } from '../../models/unet/unet.js';
 import type { TextTokenizer } from '../../text/tokenizer.js';
 import { isDirectory, readJson } from './config.js';
 import { atomicWriteFile, writeSafetensors } from './files.js';
-import { loadT5EncoderModule } from './t5_loader.js';
+import {
+  DEFAULT_STREAMING_THRESHOLD_BYTES,
+  loadT5Encoder,
+  loadT5EncoderModule,
+  readT5Config,
+} from './t5_loader.js';
 import { loadTokenizer } from './tokenizer_files.js';
 import { loadUNet } from './unet_loader.js';
 
@@ -127,7 +134,11 @@ export interface LoadedPipeline {
   dir: string;
   stage: 'base' | 'sr';
   unet: UNet2DConditionModel;
+  /** The text encoder held in memory (small encoders only; see `openTextEncoder`). */
   textEncoder?: T5Encoder;
+  /** `text_encoder/` of this folder, when it has one (T5-XXL stays on disk until prompts are encoded). */
+  textEncoderDir?: string;
+  variant?: 'fp16';
   tokenizer?: TextTokenizer;
   /** Token length prompts are padded to (tokenizer_config.json model_max_length, else IF's 77). */
   maxTextLength: number;
@@ -142,7 +153,7 @@ const OPTIONAL = ['safety_checker', 'feature_extractor', 'watermarker'];
 /** Load a diffusers IF pipeline folder (ours or DeepFloyd's), listing anything missing in one error. */
 export async function loadPipelineFolder(
   dir: string,
-  options: { variant?: 'fp16' } = {},
+  options: { variant?: 'fp16'; streamingThresholdBytes?: number } = {},
 ): Promise<LoadedPipeline> {
   if (!(await isDirectory(dir))) throw new ImagenError('NOT_FOUND', `${dir}: no such model folder`);
   const index = (await readJson(join(dir, 'model_index.json')).catch((e) => {
@@ -160,7 +171,7 @@ export async function loadPipelineFolder(
   if (missing.length) {
     throw new ImagenError('NOT_FOUND', `${dir}: pipeline folder is missing ${missing.join(', ')}`);
   }
-  const unet = await loadUNet(join(dir, 'unet'), options);
+  const unet = await loadUNet(join(dir, 'unet'), { variant: options.variant });
   const sched = (sub: string) =>
     readJson(join(dir, sub, 'scheduler_config.json')).then((j) => makeSchedule(parseSchedulerConfig(j)));
   const loaded: LoadedPipeline = {
@@ -172,8 +183,16 @@ export async function loadPipelineFolder(
     notApplied: OPTIONAL.filter((k) => listed(k) && present.has(k)),
     maxTextLength: 77,
   };
-  if (present.has('text_encoder'))
-    loaded.textEncoder = await loadT5EncoderModule(join(dir, 'text_encoder'), options);
+  if (present.has('text_encoder')) {
+    const teDir = join(dir, 'text_encoder');
+    loaded.textEncoderDir = teDir;
+    loaded.variant = options.variant;
+    // Big encoders (T5-XXL: 19 GB as float32) are streamed block by block when prompts are encoded.
+    const threshold = options.streamingThresholdBytes ?? DEFAULT_STREAMING_THRESHOLD_BYTES;
+    if (t5EncoderFloat32Bytes(await readT5Config(teDir)) <= threshold) {
+      loaded.textEncoder = await loadT5EncoderModule(teDir, { variant: options.variant });
+    }
+  }
   if (present.has('tokenizer')) {
     loaded.tokenizer = await loadTokenizer(join(dir, 'tokenizer'));
     const tc = (await readJson(join(dir, 'tokenizer', 'tokenizer_config.json')).catch(() => ({}))) as Record<
@@ -185,4 +204,14 @@ export async function loadPipelineFolder(
     if (typeof m === 'number' && m >= 8 && m < 512) loaded.maxTextLength = m;
   }
   return loaded;
+}
+
+/**
+ * A runnable text encoder for a loaded pipeline: the in-memory module when it was loaded, else the
+ * block-streaming encoder over the folder's checkpoint. Release it after encoding.
+ */
+export async function openTextEncoder(p: LoadedPipeline, rt: Runtime): Promise<T5TextEncoder | undefined> {
+  if (p.textEncoder) return new InMemoryT5Encoder(p.textEncoder, rt);
+  if (!p.textEncoderDir) return undefined;
+  return loadT5Encoder(p.textEncoderDir, { runtime: rt, variant: p.variant, streaming: true });
 }
