@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { makeSchedule, parseSchedulerConfig } from '../../src/diffusion/schedule.js';
-import type { NDArray } from '../../src/engine/index.js';
+import { NDArray } from '../../src/engine/index.js';
 import { StreamingUNetRunner } from '../../src/models/unet/streaming.js';
 import { guidedDenoiser } from '../../src/pipelines/if_pipeline.js';
 import { InMemoryUNetRunner, type UNetCall, UNetRunner } from '../../src/pipelines/unet_runner.js';
@@ -201,4 +201,33 @@ describe.skipIf(!fixture('if-pipeline-loop'))('streaming UNet inside the IF pipe
       await runner.release();
     });
   }
+});
+
+describe.skipIf(!fixture('if-stage1-unet'))('imagen forward on a streamed UNet', () => {
+  it('runs through the streaming runner (regression: it failed with "no value to embed")', async () => {
+    const { FORWARD_RUNNERS } = await import('../../src/cli/commands/forward.js');
+    const { createRuntime } = await import('../../src/platform/node/runtime.js');
+    const { openSafetensors } = await import('../../src/platform/node/files.js');
+    const dir = fixture('if-stage1-unet')!;
+    const st = await openSafetensors(join(dir, 'inputs.safetensors'));
+    const inputs: Record<string, NDArray> = {};
+    for (const k of st.keys()) inputs[k] = await st.get(k);
+    await st.close();
+    // The fixture uses one timestep per row; streaming takes one for the batch.
+    const t = inputs.timestep!.toArray()[0]!;
+    inputs.timestep = NDArray.i64([2], [t, t]);
+    const runner = FORWARD_RUNNERS.find((r) => r.name === 'UNet2DConditionModel')!;
+    const rt = createRuntime({ threads: 1 });
+    const streamed = await runner.run(rt, dir, inputs, { fp16: false, streamingThresholdBytes: 1 });
+    const inMemory = await runner.run(rt, dir, inputs, { fp16: false });
+    const a = streamed.sample!.data as Float32Array;
+    const b = inMemory.sample!.data as Float32Array;
+    let err = 0;
+    let scale = 0;
+    for (let i = 0; i < a.length; i++) {
+      err = Math.max(err, Math.abs(a[i]! - b[i]!));
+      scale = Math.max(scale, Math.abs(b[i]!));
+    }
+    expect(err / scale).toBeLessThan(1e-5);
+  });
 });

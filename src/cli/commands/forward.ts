@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { ImagenError } from '../../engine/errors.js';
 import type { NDArray } from '../../engine/ndarray.js';
 import type { Runtime } from '../../engine/runtime.js';
+import { createUNetRunner } from '../../pipelines/unet_runner.js';
 import { readModelConfig } from '../../platform/node/config.js';
 import { openSafetensors, writeSafetensors } from '../../platform/node/files.js';
 import { createRuntime } from '../../platform/node/runtime.js';
@@ -18,7 +19,7 @@ export interface ForwardRunner {
     rt: Runtime,
     dir: string,
     inputs: Record<string, NDArray>,
-    options: { fp16: boolean },
+    options: { fp16: boolean; streamingThresholdBytes?: number },
   ): Promise<Record<string, NDArray>>;
 }
 
@@ -29,8 +30,31 @@ const unetRunner: ForwardRunner = {
     required: ['sample', 'timestep', 'encoder_hidden_states'],
     optional: ['class_labels', 'encoder_attention_mask'],
   },
-  async run(rt, dir, inputs, { fp16 }) {
-    const model = await loadUNet(dir, fp16 ? { variant: 'fp16' } : {});
+  async run(rt, dir, inputs, { fp16, streamingThresholdBytes }) {
+    const model = await loadUNet(dir, { ...(fp16 ? { variant: 'fp16' as const } : {}), streamingThresholdBytes });
+    if (model.parameters().some((p) => !p.value)) {
+      // A checkpoint too big to hold: the loader registered a weight-streaming runner, which takes one
+      // timestep for the whole batch and no attention mask (what the IF pipelines pass).
+      const ts = inputs.timestep!.toArray();
+      if (inputs.encoder_attention_mask || ts.some((t) => t !== ts[0])) {
+        throw new ImagenError(
+          'UNSUPPORTED',
+          `${dir}: this UNet is streamed from disk; streaming takes one timestep for the batch and no encoder_attention_mask`,
+        );
+      }
+      const runner = createUNetRunner(rt, model);
+      try {
+        const sample = await runner.run({
+          sample: inputs.sample!,
+          timestep: ts[0]!,
+          encoderHiddenStates: inputs.encoder_hidden_states!,
+          classLabels: inputs.class_labels,
+        });
+        return { sample };
+      } finally {
+        await runner.release();
+      }
+    }
     const f = rt.compile((i) =>
       model.forward({
         sample: i.sample!,

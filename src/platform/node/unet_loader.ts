@@ -1,5 +1,6 @@
 import { ImagenError } from '../../engine/errors.js';
 import type { Runtime } from '../../engine/runtime.js';
+import { isIfFamily } from '../../models/unet/config.js';
 import { checkUNetCheckpoint, type PieceTiming, StreamingUNetRunner } from '../../models/unet/streaming.js';
 import { UNet2DConditionModel } from '../../models/unet/unet.js';
 import { createUNetRunner, setUNetRunnerFactory, type UNetLike } from '../../pipelines/unet_runner.js';
@@ -66,7 +67,9 @@ export async function loadUNet(dir: string, options: LoadOptions = {}): Promise<
   const ckpt = await open();
   try {
     const threshold = options.streamingThresholdBytes ?? DEFAULT_UNET_STREAMING_THRESHOLD_BYTES;
-    const streaming = options.streaming ?? checkpointBytes(ckpt) > threshold;
+    // The streaming runner knows the IF block family only; other UNets (the SD x4 upscaler's
+    // 1.9 GB float32 file) stay in memory rather than fail.
+    const streaming = options.streaming ?? (isIfFamily(model.config) && checkpointBytes(ckpt) > threshold);
     if (streaming) {
       checkUNetCheckpoint(model, ckpt);
       setUNetRunnerFactory(
