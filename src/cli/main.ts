@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { ImagenError } from '../engine/errors.js';
+import { registerCompare } from './commands/compare.js';
 import { registerDataset } from './commands/dataset.js';
 import { registerEncode } from './commands/encode.js';
 import { registerEval } from './commands/eval.js';
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerEncode(program);
   registerTrain(program);
   registerGenerate(program);
+  registerCompare(program);
   registerServe(program);
   registerWorker(program);
   registerDataset(program);

@@ -2,6 +2,7 @@ import { basename, extname, join } from 'node:path';
 import type { Command } from 'commander';
 import { ImagenError } from '../../engine/errors.js';
 import { tensorToImages } from '../../io/image.js';
+import { encodePrompts } from '../../models/t5/t5_encoder.js';
 import type { ProgressEvent } from '../../pipelines/events.js';
 import { generateImages, type StageModels } from '../../pipelines/text_to_image.js';
 import { writePng } from '../../platform/node/image.js';
@@ -30,6 +31,8 @@ interface GenerateFlags {
   fp16: boolean;
   cleanCaption: boolean;
   promptEmbeds?: string;
+  preview?: string;
+  previewEvery: string;
 }
 
 function parseSteps(v: string | undefined): number | string | undefined {
@@ -97,6 +100,8 @@ export function registerGenerate(program: Command): void {
       '--prompt-embeds <file>',
       'precomputed embeddings from `imagen encode --negative-prompt ""` (prompt_embeds, negative_prompt_embeds); the text encoder is then not loaded',
     )
+    .option('--preview <dir>', 'write the predicted clean image x̂0 (first image) every --preview-every steps')
+    .option('--preview-every <k>', 'steps between previews', '5')
     .option('--quiet', 'no progress output', false)
     .option('--json', 'print a JSON result on stdout', false)
     .addHelpText(
@@ -134,18 +139,50 @@ export function registerGenerate(program: Command): void {
         if (p?.notApplied.length)
           say(`note: ${p.dir}: ${p.notApplied.join(', ')} present but not applied by imagen-ts`);
       }
-      const embeddings = f.promptEmbeds ? await loadPromptEmbeds(f.promptEmbeds, false) : undefined;
+      let embeddings = f.promptEmbeds ? await loadPromptEmbeds(f.promptEmbeds, false) : undefined;
       if (!embeddings && (!base.textEncoderDir || !base.tokenizer)) {
         throw new ImagenError(
           'NOT_FOUND',
           `${f.model}: no text_encoder/tokenizer; encode the prompt elsewhere with \`imagen encode\` and pass --prompt-embeds`,
         );
       }
+      const previewEvery = Number(f.previewEvery);
+      if (!Number.isInteger(previewEvery) || previewEvery < 1)
+        throw usageError('--preview-every must be a positive integer');
       const rt = createRuntime();
-      const encoder = embeddings ? undefined : await openTextEncoder(base, rt);
+      if (!embeddings) {
+        // Encode, then release the encoder before any UNet runs: T5-XXL and IF-I-XL never share memory.
+        const encoder = (await openTextEncoder(base, rt))!;
+        try {
+          const e = await encodePrompts(encoder, base.tokenizer!, [prompt], {
+            maxLength: base.maxTextLength,
+            cleanCaption: f.cleanCaption,
+            negativePrompt: f.negativePrompt,
+          });
+          for (const t of e.truncated) {
+            say(
+              `warning: the ${t.negative ? 'negative prompt' : 'prompt'} is longer than ${base.maxTextLength} tokens; ${t.droppedTokens} token(s) were dropped`,
+            );
+          }
+          embeddings = { promptEmbeds: e.promptEmbeds, negativePromptEmbeds: e.negativePromptEmbeds };
+        } finally {
+          await encoder.release();
+        }
+      }
       const bars = new Map<string, ProgressBar>();
       const t0 = performance.now();
-      const onProgress = (e: ProgressEvent) => {
+      const onProgress = async (e: ProgressEvent) => {
+        if (
+          e.status === 'step' &&
+          f.preview &&
+          e.predOriginalSample &&
+          (e.step % previewEvery === 0 || e.step === e.total)
+        ) {
+          // The predicted clean image x̂0 of the first sample: how the picture emerges while denoising.
+          const slug = e.stage.replace(/\s+/g, '-').toLowerCase();
+          const first = tensorToImages(e.predOriginalSample)[0]!;
+          await writePng(join(f.preview, `${slug}-step${String(e.step).padStart(4, '0')}.png`), first);
+        }
         if (e.status === 'step') {
           let bar = bars.get(e.stage);
           if (!bar) {
@@ -163,37 +200,30 @@ export function registerGenerate(program: Command): void {
       });
       let result: Awaited<ReturnType<typeof generateImages>>;
       try {
-        result = await generateImages(
-          rt,
-          encoder && { encoder, tokenizer: base.tokenizer!, maxLength: base.maxTextLength },
-          toStage(base),
-          sr && toStage(sr),
-          {
-            prompt,
-            embeddings,
-            negativePrompt: f.negativePrompt,
-            numImagesPerPrompt: numImages,
-            seed,
-            cleanCaption: f.cleanCaption,
-            base: {
-              steps: parseSteps(f.steps),
-              guidanceScale: parseNumber(f.guidance, '--guidance', 0, 100),
-              thresholding: f.threshold as 'dynamic' | undefined,
-              sampler: f.sampler as 'ddpm',
-            },
-            sr: {
-              steps: parseSteps(f.srSteps),
-              guidanceScale: parseNumber(f.srGuidance, '--sr-guidance', 0, 100),
-              thresholding: f.threshold as 'dynamic' | undefined,
-              sampler: f.sampler as 'ddpm',
-              noiseLevel,
-            },
-            onProgress,
+        result = await generateImages(rt, undefined, toStage(base), sr && toStage(sr), {
+          prompt,
+          embeddings,
+          negativePrompt: f.negativePrompt,
+          numImagesPerPrompt: numImages,
+          seed,
+          cleanCaption: f.cleanCaption,
+          base: {
+            steps: parseSteps(f.steps),
+            guidanceScale: parseNumber(f.guidance, '--guidance', 0, 100),
+            thresholding: f.threshold as 'dynamic' | undefined,
+            sampler: f.sampler as 'ddpm',
           },
-        );
+          sr: {
+            steps: parseSteps(f.srSteps),
+            guidanceScale: parseNumber(f.srGuidance, '--sr-guidance', 0, 100),
+            thresholding: f.threshold as 'dynamic' | undefined,
+            sampler: f.sampler as 'ddpm',
+            noiseLevel,
+          },
+          onProgress,
+        });
       } finally {
         for (const b of bars.values()) b.stop();
-        await encoder?.release();
       }
       const images = tensorToImages(result.sr ?? result.base);
       const paths = outputPaths(f.out, images.length);
