@@ -6,6 +6,7 @@ import { writeSafetensors } from '../../platform/node/files.js';
 import { loadT5Encoder, resolveTextEncoderDirs } from '../../platform/node/t5_loader.js';
 import { loadTokenizer } from '../../platform/node/tokenizer_files.js';
 import { usageError } from '../errors.js';
+import { ProgressBar } from '../progress.js';
 import type { ForwardRunner } from './forward.js';
 
 /** `imagen forward --model T5DIR`: input_ids, attention_mask → last_hidden_state. */
@@ -39,6 +40,7 @@ interface EncodeOpts {
   cleanCaption: boolean;
   fp16: boolean;
   streaming?: boolean;
+  quiet: boolean;
 }
 
 export function registerEncode(program: Command): void {
@@ -58,6 +60,7 @@ export function registerEncode(program: Command): void {
       'tokenizer folder (default: tokenizer/ beside text_encoder/, or the encoder folder)',
     )
     .requiredOption('--out <file>', 'safetensors file to write')
+    .option('--quiet', 'no progress bar', false)
     .option(
       '--negative-prompt <text>',
       'also write negative_prompt_embeds / negative_attention_mask ("" = unconditional)',
@@ -84,9 +87,19 @@ export function registerEncode(program: Command): void {
       }
       const { encoderDir, tokenizerDir } = await resolveTextEncoderDirs(dir, opts.tokenizer);
       const tokenizer = await loadTokenizer(tokenizerDir);
+      // A streamed encoder (T5-XXL) reports each block: that is the long part worth a progress bar.
+      const bar = new ProgressBar('encode', 'block {block}', { quiet: opts.quiet });
+      let started = false;
       const encoder = await loadT5Encoder(encoderDir, {
         ...(opts.fp16 ? { variant: 'fp16' as const } : {}),
         ...(opts.streaming ? { streaming: true } : {}),
+        onBlock: (index, count) => {
+          if (!started) {
+            bar.start(count, 0, { block: '' });
+            started = true;
+          }
+          bar.update(index + 1, { block: `${index + 1}/${count}` });
+        },
       });
       try {
         const res = await encodePrompts(encoder, tokenizer, prompts, {
@@ -119,6 +132,7 @@ export function registerEncode(program: Command): void {
         const [b, l, d] = res.promptEmbeds.shape;
         process.stderr.write(`wrote prompt_embeds [${b}, ${l}, ${d}] to ${opts.out}\n`);
       } finally {
+        bar.stop();
         await encoder.release();
       }
     });
