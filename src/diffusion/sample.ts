@@ -39,6 +39,8 @@ export interface SampleOptions {
   varianceNoise?: (i: number, t: number) => NDArray | undefined;
   onStep?: (info: StepInfo) => void | Promise<void>;
   signal?: AbortSignal;
+  /** Applied to x after every scheduler step (inpainting blends the kept region back in). */
+  afterStep?: (x: NDArray, i: number, t: number) => NDArray;
 }
 
 /** Ancestral DDPM (diffusers DDPMScheduler.step over a respaced chain) or DDIM sampling loop. */
@@ -75,7 +77,7 @@ export async function sample(o: SampleOptions): Promise<NDArray> {
             varianceNoise,
             generator: o.generator,
           });
-    x = r.prevSample;
+    x = o.afterStep ? o.afterStep(r.prevSample, i, t) : r.prevSample;
     await o.onStep?.({ i, total, t, sample: x, predOriginalSample: r.predOriginalSample });
   }
   return x;

@@ -97,8 +97,18 @@ export async function textToImage(
   const b = cond.promptEmbeds.shape[0]!;
   const channels = runner.unet.config.in_channels;
   const x = o.initialNoise ?? o.generator.randnNDArray([b, channels, size.height, size.width]);
+  return runSampling(guidedDenoiser(runner, cond, o.guidanceScale, o.schedule), x, o);
+}
+
+/** The sampling loop with a pipeline's options (shared by every IF pipeline). */
+export function runSampling(
+  denoise: Denoiser,
+  x: NDArray,
+  o: DenoiseLoopOptions,
+  afterStep?: (x: NDArray, i: number, t: number) => NDArray,
+): Promise<NDArray> {
   return sample({
-    denoise: guidedDenoiser(runner, cond, o.guidanceScale, o.schedule),
+    denoise,
     sample: x,
     timesteps: o.timesteps,
     schedule: o.schedule,
@@ -109,6 +119,7 @@ export async function textToImage(
     varianceNoise: o.varianceNoise,
     onStep: o.onStep,
     signal: o.signal,
+    afterStep,
   });
 }
 
@@ -170,17 +181,9 @@ export async function superResolution(
   const levels = new Array(b).fill(o.noiseLevel);
   const upNoised = addNoise(up, augNoise, levels, o.imageNoisingSchedule);
   const classLabels = NDArray.i64([b], levels);
-  return sample({
-    denoise: guidedDenoiser(runner, cond, o.guidanceScale, o.schedule, { image: upNoised, classLabels }),
-    sample: x,
-    timesteps: o.timesteps,
-    schedule: o.schedule,
-    thresholding: o.thresholding,
-    sampler: o.sampler,
-    eta: o.eta,
-    generator: o.generator,
-    varianceNoise: o.varianceNoise,
-    onStep: o.onStep,
-    signal: o.signal,
-  });
+  return runSampling(
+    guidedDenoiser(runner, cond, o.guidanceScale, o.schedule, { image: upNoised, classLabels }),
+    x,
+    o,
+  );
 }

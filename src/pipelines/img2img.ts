@@ -1,23 +1,9 @@
-/**
- * Image-to-image ("vary") for DeepFloyd IF, after diffusers' `IFImg2ImgPipeline` (stage I) and
- * `IFImg2ImgSuperResolutionPipeline` (stage II). Also the pieces the other image-input pipelines
- * (inpainting, stand-alone super-resolution) share: IF's image resize rule, a pure-TS PIL-style
- * bicubic resampler, the strength → timesteps rule, stage checks and the denoising loop with a
- * per-step hook. No Node imports: this runs in the browser too.
- */
-
-import { ddimStep } from '../diffusion/ddim.js';
-import { addNoise, ddpmStep } from '../diffusion/ddpm.js';
+import { addNoise } from '../diffusion/ddpm.js';
 import { Generator } from '../diffusion/noise.js';
-import type { Denoiser, StepInfo } from '../diffusion/sample.js';
+import type { Denoiser } from '../diffusion/sample.js';
 import type { Schedule } from '../diffusion/schedule.js';
 import { parseThresholding, thresholdingFromConfig } from '../diffusion/thresholding.js';
-import {
-  previousTimestep,
-  roundHalfEven,
-  setTimesteps,
-  type TimestepRequest,
-} from '../diffusion/timesteps.js';
+import { roundHalfEven, setTimesteps, type TimestepRequest } from '../diffusion/timesteps.js';
 import { ImagenError } from '../engine/errors.js';
 import { NDArray } from '../engine/ndarray.js';
 import type { Runtime } from '../engine/runtime.js';
@@ -28,6 +14,7 @@ import type { ProgressEvent } from './events.js';
 import {
   type DenoiseLoopOptions,
   guidedDenoiser,
+  runSampling,
   type TextConditioning,
   upscaleBilinear,
 } from './if_pipeline.js';
@@ -326,44 +313,8 @@ export interface LoopArgs {
  * inpainting blends there). `timesteps` may start mid-schedule: prev_t is the next list entry,
  * exactly as diffusers after `get_timesteps`.
  */
-export async function denoiseLoop(a: LoopArgs): Promise<NDArray> {
-  const { o } = a;
-  let x = a.sample;
-  const total = a.timesteps.length;
-  for (let i = 0; i < total; i++) {
-    if (o.signal?.aborted) throw new ImagenError('ABORTED', 'sampling cancelled');
-    const t = a.timesteps[i]!;
-    const modelOutput = await a.denoise(x, t, i);
-    const varianceNoise = o.varianceNoise?.(i, t);
-    const r =
-      (o.sampler ?? 'ddpm') === 'ddpm'
-        ? ddpmStep({
-            modelOutput,
-            timestep: t,
-            sample: x,
-            timesteps: a.timesteps,
-            schedule: o.schedule,
-            thresholding: o.thresholding,
-            varianceNoise,
-            generator: o.generator,
-          })
-        : ddimStep({
-            modelOutput,
-            timestep: t,
-            prevTimestep: previousTimestep(a.timesteps, t),
-            sample: x,
-            schedule: o.schedule,
-            eta: o.eta ?? 0,
-            predictionType: o.schedule.config.predictionType,
-            thresholding: o.thresholding,
-            varianceNoise,
-            generator: o.generator,
-          });
-    x = a.afterStep ? a.afterStep(r.prevSample, i, t) : r.prevSample;
-    const info: StepInfo = { i, total, t, sample: x, predOriginalSample: r.predOriginalSample };
-    await o.onStep?.(info);
-  }
-  return x;
+export function denoiseLoop(a: LoopArgs): Promise<NDArray> {
+  return runSampling(a.denoise, a.sample, { ...a.o, timesteps: a.timesteps }, a.afterStep);
 }
 
 /** Super-resolution conditioning: the low-res image, upscaled and noised to `noiseLevel`. */
