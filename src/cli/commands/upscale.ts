@@ -1,10 +1,15 @@
 import type { Command } from 'commander';
+import { Generator } from '../../diffusion/noise.js';
+import { NDArray } from '../../engine/ndarray.js';
+import type { RgbImage } from '../../io/image.js';
+import { SD_UPSCALE_DEFAULTS, sdUpscale } from '../../pipelines/sd_upscale.js';
 import type { TextModels } from '../../pipelines/text_to_image.js';
 import { IF_DEFAULTS } from '../../pipelines/text_to_image.js';
 import { IF_SR_FACTOR, upscaleImage } from '../../pipelines/upscale.js';
 import { readJson } from '../../platform/node/config.js';
 import { readImage } from '../../platform/node/image.js';
 import { createRuntime } from '../../platform/node/runtime.js';
+import { encodeSdx4Prompts, isSdx4Folder, loadSdx4Folder } from '../../platform/node/sdx4_folder.js';
 import { loadT5Encoder, resolveTextEncoderDirs } from '../../platform/node/t5_loader.js';
 import { loadTokenizer } from '../../platform/node/tokenizer_files.js';
 import { usageError } from '../errors.js';
@@ -27,6 +32,7 @@ import {
 
 interface UpscaleFlags extends CommonFlags {
   model: string;
+  tiled: boolean;
   textEncoder?: string;
   steps?: string;
   guidance?: string;
@@ -71,17 +77,26 @@ export function registerUpscale(program: Command): void {
       String(d.noiseLevel),
     )
     .option(
+      '--tiled',
+      'SD x4 upscaler only: decode the latents in overlapping VAE tiles (bounded memory)',
+      false,
+    )
+    .option(
       '--low-res-size <px>',
       `the size the model lifts from [default: sample_size/${IF_SR_FACTOR}: 64 for IF-II]`,
     );
   addCommonOptions(cmd)
     .addHelpText(
       'after',
-      '\nExamples:\n  imagen upscale small.png --model IF-II-L-v1.0 --text-encoder IF-I-XL-v1.0 --prompt "a red fox" --out fox256.png   imagen encode "a red fox" --text-encoder IF-I-XL-v1.0 --negative-prompt "" --out fox.safetensors   imagen upscale small.png --model IF-II-L-v1.0 --prompt-embeds fox.safetensors --noise-level 100',
+      '\nExamples:\n  imagen upscale photo.png --model stable-diffusion-x4-upscaler --prompt "a red fox" --noise-level 20 --steps 75 --tiled --out fox4x.png\n  imagen upscale small.png --model IF-II-L-v1.0 --text-encoder IF-I-XL-v1.0 --prompt "a red fox" --out fox256.png   imagen encode "a red fox" --text-encoder IF-I-XL-v1.0 --negative-prompt "" --out fox.safetensors   imagen upscale small.png --model IF-II-L-v1.0 --prompt-embeds fox.safetensors --noise-level 100',
     )
     .action(async (imagePath: string, f: UpscaleFlags) => {
       const say = logger(f.quiet || f.json);
       const c = parseCommon(f);
+      if (await isSdx4Folder(f.model)) {
+        await upscaleSdx4(imagePath, f, cmd.getOptionValueSource('noiseLevel') === 'default', c, say);
+        return;
+      }
       const prompt = requirePrompt(f);
       const noiseLevel = parseNoiseLevel(f.noiseLevel);
       const steps = parseSteps(f.steps);
@@ -138,4 +153,91 @@ export function registerUpscale(program: Command): void {
       }
       await writeResults(f, out, t0, say);
     });
+}
+
+/** RGB pixels → [1, 3, H, W] in [0, 1] (what the SD upscaler's image processor expects). */
+function toUnitTensor(img: RgbImage, times: number): NDArray {
+  const { width: w, height: h } = img;
+  const out = new Float32Array(times * 3 * h * w);
+  for (let n = 0; n < times; n++)
+    for (let p = 0; p < h * w; p++)
+      for (let ch = 0; ch < 3; ch++) out[n * 3 * h * w + ch * h * w + p] = img.data[p * 3 + ch]! / 255;
+  return new NDArray('float32', [times, 3, h, w], out);
+}
+
+function repeatRows(a: NDArray, times: number): NDArray {
+  const per = a.shape.slice(1).reduce((x, y) => x * y, 1);
+  const src = a.toFloat32().data as Float32Array;
+  const b = a.shape[0]!;
+  const out = new Float32Array(b * times * per);
+  for (let i = 0; i < b; i++)
+    for (let r = 0; r < times; r++) out.set(src.subarray(i * per, (i + 1) * per), (i * times + r) * per);
+  return new NDArray('float32', [b * times, ...a.shape.slice(1)], out);
+}
+
+/** `imagen upscale IMAGE --model SDX4_DIR`: StableDiffusionUpscalePipeline, ×4 any image. */
+async function upscaleSdx4(
+  imagePath: string,
+  f: UpscaleFlags,
+  defaultNoise: boolean,
+  c: ReturnType<typeof parseCommon>,
+  say: (m: string) => void,
+): Promise<void> {
+  if (f.textEncoder)
+    throw usageError(
+      '--text-encoder is for IF-II models; the SD x4 upscaler folder has its own CLIP encoder',
+    );
+  if (f.lowResSize !== undefined)
+    throw usageError('--low-res-size is for IF-II models; the SD x4 upscaler takes any size');
+  const noiseLevel = defaultNoise ? SD_UPSCALE_DEFAULTS.noiseLevel : parseNoiseLevel(f.noiseLevel);
+  if (noiseLevel > SD_UPSCALE_DEFAULTS.maxNoiseLevel)
+    throw usageError(
+      `--noise-level must be in 0..${SD_UPSCALE_DEFAULTS.maxNoiseLevel} for the SD x4 upscaler`,
+    );
+  const steps = parseNumber(f.steps, '--steps', 1, 1000) ?? SD_UPSCALE_DEFAULTS.steps;
+  if (!Number.isInteger(steps)) throw usageError('--steps must be an integer for the SD x4 upscaler');
+  const guidance = parseNumber(f.guidance, '--guidance', 0, 100) ?? SD_UPSCALE_DEFAULTS.guidanceScale;
+  const image = await readImage(imagePath);
+  const rt = createRuntime({ device: c.device });
+  const p = await loadSdx4Folder(f.model, {
+    runtime: rt,
+    tiled: f.tiled,
+    ...(f.fp16 ? { variant: 'fp16' as const } : {}),
+  });
+  const bars = progressBars(f.quiet || f.json);
+  const t0 = performance.now();
+  let out: NDArray;
+  try {
+    const e = f.promptEmbeds
+      ? await promptConditioning(f, {
+          needNegative: guidance > 1,
+          text: async () => undefined,
+          missing: '',
+          say,
+        })
+      : await encodeSdx4Prompts(p, [requirePrompt(f)], f.negativePrompt);
+    const n = c.numImages;
+    const r = await sdUpscale(p.components, {
+      image: toUnitTensor(image, n),
+      promptEmbeds: repeatRows(e.promptEmbeds, n),
+      ...(e.negativePromptEmbeds ? { negativePromptEmbeds: repeatRows(e.negativePromptEmbeds, n) } : {}),
+      steps,
+      guidanceScale: guidance,
+      noiseLevel,
+      generator: new Generator(c.seed),
+      onWarning: (m) => say(`warning: ${m}`),
+      onStep: (s) =>
+        bars.onProgress({ status: 'step', stage: 'x4 upscale', step: s.i + 1, total: s.total, t: s.t }),
+    });
+    const img = r.image!.data as Float32Array;
+    out = new NDArray(
+      'float32',
+      r.image!.shape,
+      img.map((v) => v * 2 - 1),
+    );
+  } finally {
+    bars.stop();
+    await p.release();
+  }
+  await writeResults(f, out, t0, say);
 }

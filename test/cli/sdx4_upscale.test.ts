@@ -1,0 +1,155 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { main } from '../../src/cli/main.js';
+import { readImage, writePng } from '../../src/platform/node/image.js';
+import { testPicture } from '../helpers/tiny_if.js';
+import { buildTinySdx4Folder, SDX4_FIXTURE, type TinySdx4Folder } from '../helpers/tiny_sdx4.js';
+
+let folder: TinySdx4Folder;
+let tmp: string;
+
+beforeAll(async () => {
+  folder = buildTinySdx4Folder()!;
+  tmp = mkdtempSync(join(tmpdir(), 'sdx4-cli-'));
+  await writePng(join(tmp, 'in.png'), testPicture(8, 8));
+  await writePng(join(tmp, 'odd.png'), testPicture(10, 9));
+  writeFileSync(join(tmp, 'not-an-image.png'), 'hello, I am text');
+});
+afterAll(() => {
+  folder?.cleanup();
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
+
+async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stderr = '';
+  let stdout = '';
+  const e = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    stderr += String(chunk);
+    return true;
+  });
+  const o = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    stdout += String(chunk);
+    return true;
+  });
+  try {
+    const code = await main(['node', 'imagen', ...args]);
+    return { code, stdout, stderr };
+  } finally {
+    e.mockRestore();
+    o.mockRestore();
+  }
+}
+
+const flags = ['--prompt', 'a red square', '--steps', '3', '--quiet'];
+
+describe.skipIf(!SDX4_FIXTURE)('imagen upscale --model SD_X4_FOLDER', () => {
+  it('gives a 4× larger PNG, the same for the same seed, different for another', async () => {
+    const a = join(tmp, 'a.png');
+    const b = join(tmp, 'b.png');
+    const c = join(tmp, 'c.png');
+    let r = await run([
+      'upscale',
+      join(tmp, 'in.png'),
+      '--model',
+      folder.dir,
+      ...flags,
+      '--seed',
+      '3',
+      '--out',
+      a,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    r = await run([
+      'upscale',
+      join(tmp, 'in.png'),
+      '--model',
+      folder.dir,
+      ...flags,
+      '--seed',
+      '3',
+      '--out',
+      b,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    r = await run([
+      'upscale',
+      join(tmp, 'in.png'),
+      '--model',
+      folder.dir,
+      ...flags,
+      '--seed',
+      '4',
+      '--out',
+      c,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const [ia, ib, ic] = await Promise.all([readImage(a), readImage(b), readImage(c)]);
+    expect([ia.width, ia.height]).toEqual([32, 32]);
+    expect(Buffer.from(ia.data).equals(Buffer.from(ib.data))).toBe(true);
+    expect(Buffer.from(ia.data).equals(Buffer.from(ic.data))).toBe(false);
+  });
+
+  it('--tiled, --noise-level, --guidance and --json; odd sizes are cut to multiples of 4 with a warning', async () => {
+    const t1 = join(tmp, 't1.png');
+    const t2 = join(tmp, 't2.png');
+    const args = ['--noise-level', '50', '--guidance', '5', '--tiled', '--seed', '1'];
+    let r = await run([
+      'upscale',
+      join(tmp, 'in.png'),
+      '--model',
+      folder.dir,
+      ...flags,
+      ...args,
+      '--out',
+      t1,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    r = await run([
+      'upscale',
+      join(tmp, 'in.png'),
+      '--model',
+      folder.dir,
+      ...flags,
+      ...args,
+      '--out',
+      t2,
+      '--json',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect([j.width, j.height]).toEqual([32, 32]);
+    const [i1, i2] = await Promise.all([readImage(t1), readImage(t2)]);
+    expect(Buffer.from(i1.data).equals(Buffer.from(i2.data))).toBe(true);
+    const odd = join(tmp, 'odd-out.png');
+    r = await run([
+      'upscale',
+      join(tmp, 'odd.png'),
+      '--model',
+      folder.dir,
+      '--prompt',
+      'x',
+      '--steps',
+      '2',
+      '--out',
+      odd,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/warning: the 9×10 image was resized \(nearest\) to 8×8/);
+    const io = await readImage(odd);
+    expect([io.width, io.height]).toEqual([32, 32]);
+  });
+
+  it('exit 2: a folder missing vae/ (named), a non-image, a noise level above max_noise_level', async () => {
+    let r = await run(['upscale', join(tmp, 'in.png'), '--model', folder.noVae, ...flags]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/SD x4 upscaler folder is missing vae/);
+    r = await run(['upscale', join(tmp, 'not-an-image.png'), '--model', folder.dir, ...flags]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/cannot decode image/);
+    r = await run(['upscale', join(tmp, 'in.png'), '--model', folder.dir, ...flags, '--noise-level', '400']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--noise-level must be in 0\.\.350/);
+  });
+});
