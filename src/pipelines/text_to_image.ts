@@ -11,6 +11,8 @@ import type { UNet2DConditionModel } from '../models/unet/unet.js';
 import type { TextTokenizer } from '../text/tokenizer.js';
 import type { ProgressEvent } from './events.js';
 import { superResolution, type TextConditioning, textToImage } from './if_pipeline.js';
+import type { SdUpscaleComponents } from './sd_upscale.js';
+import { runStage3, STAGE3_DEFAULTS } from './three_stage.js';
 import { UNetRunner } from './unet_runner.js';
 
 export interface StageModels {
@@ -41,10 +43,30 @@ export interface GenerateOptions {
   cleanCaption?: boolean;
   base?: StageOptions;
   sr?: StageOptions & { noiseLevel?: number };
+  /**
+   * Stage III (the SD ×4 upscaler) on stage II's output; needs a stage II. `load` is called only
+   * after stage II has finished and released its UNet: it loads the upscaler and encodes the prompts
+   * with its CLIP encoder (one row per prompt).
+   */
+  sr3?: Stage3Request;
   /** Precomputed embeddings (`imagen encode`), instead of running the text encoder. */
   embeddings?: TextConditioning;
   onProgress?: (e: ProgressEvent) => void | Promise<void>;
   signal?: AbortSignal;
+}
+
+export interface Stage3Request {
+  load: () => Promise<{
+    components: SdUpscaleComponents;
+    promptEmbeds: NDArray;
+    negativePromptEmbeds: NDArray;
+    release: () => Promise<void>;
+  }>;
+  steps?: number;
+  guidanceScale?: number;
+  /** Default 100, as the IF model cards' stage III. */
+  noiseLevel?: number;
+  onWarning?: (m: string) => void;
 }
 
 /** IF's published defaults per stage (diffusers IFPipeline / IFSuperResolutionPipeline). */
@@ -75,7 +97,7 @@ export async function generateImages(
   base: StageModels,
   sr: StageModels | undefined,
   o: GenerateOptions,
-): Promise<{ base: NDArray; sr?: NDArray }> {
+): Promise<{ base: NDArray; sr?: NDArray; sr3?: NDArray }> {
   const prompts = typeof o.prompt === 'string' ? [o.prompt] : [...o.prompt];
   const per = o.numImagesPerPrompt ?? 1;
   if (!Number.isInteger(per) || per < 1)
@@ -139,7 +161,10 @@ export async function generateImages(
   const baseOut = await runStage('stage I', base, o.base, IF_DEFAULTS.base, (runner, common) =>
     textToImage(runner, cond!, { height: size, width: size }, common),
   );
-  if (!sr) return { base: baseOut };
+  if (!sr) {
+    if (o.sr3) throw new ImagenError('BAD_INPUT', 'stage III (the x4 upscaler) needs a stage-II model');
+    return { base: baseOut };
+  }
   if (!sr.imageNoisingSchedule)
     throw new ImagenError('CONFIG_INVALID', 'the super-resolution model has no image noising scheduler');
   const hi = sr.unet.config.sample_size;
@@ -157,5 +182,22 @@ export async function generateImages(
       },
     ),
   );
-  return { base: baseOut, sr: srOut };
+  if (!o.sr3) return { base: baseOut, sr: srOut };
+  const s3 = await o.sr3.load();
+  try {
+    const sr3Out = await runStage3(s3.components, srOut, {
+      promptEmbeds: s3.promptEmbeds,
+      negativePromptEmbeds: s3.negativePromptEmbeds,
+      steps: o.sr3.steps ?? STAGE3_DEFAULTS.steps,
+      guidanceScale: o.sr3.guidanceScale ?? STAGE3_DEFAULTS.guidanceScale,
+      noiseLevel: o.sr3.noiseLevel ?? STAGE3_DEFAULTS.noiseLevel,
+      generator: gen,
+      onProgress: o.onProgress,
+      onWarning: o.sr3.onWarning,
+      signal: o.signal,
+    });
+    return { base: baseOut, sr: srOut, sr3: sr3Out };
+  } finally {
+    await s3.release();
+  }
 }

@@ -5,9 +5,16 @@ import { tensorToImages } from '../../io/image.js';
 import { encodePrompts } from '../../models/t5/t5_encoder.js';
 import type { ProgressEvent } from '../../pipelines/events.js';
 import { generateImages, type StageModels } from '../../pipelines/text_to_image.js';
+import { readJson } from '../../platform/node/config.js';
 import { writePng } from '../../platform/node/image.js';
 import { loadPipelineFolder, openTextEncoder } from '../../platform/node/pipeline_folder.js';
 import { createRuntime } from '../../platform/node/runtime.js';
+import {
+  checkSdx4Folder,
+  encodeSdx4Prompts,
+  isSdx4Folder,
+  loadSdx4Folder,
+} from '../../platform/node/sdx4_folder.js';
 import { usageError } from '../errors.js';
 import { logger, ProgressBar } from '../progress.js';
 import { loadPromptEmbeds } from './vary.js';
@@ -15,6 +22,12 @@ import { loadPromptEmbeds } from './vary.js';
 interface GenerateFlags {
   model: string;
   srModel?: string;
+  sr3Model?: string;
+  size?: string;
+  sr3Steps?: string;
+  sr3Guidance?: string;
+  sr3NoiseLevel: string;
+  tiled: boolean;
   out: string;
   seed: string;
   steps?: string;
@@ -77,6 +90,19 @@ export function registerGenerate(program: Command): void {
       '--sr-model <dir>',
       "super-resolution pipeline folder (stage II); reuses stage I's text embeddings",
     )
+    .option(
+      '--sr3-model <dir>',
+      'stage III: a stabilityai/stable-diffusion-x4-upscaler folder (×4 of the stage-II output, 256 → 1024 for IF)',
+    )
+    .option(
+      '--size <px>',
+      'output size, which picks how many stages run: 64 (stage I), 256 (+ stage II), 1024 (+ stage III); ' +
+        "or a stage's own output size [default: every stage given]",
+    )
+    .option('--sr3-steps <n>', 'stage-III (x4 upscaler) DDIM steps [default: 75]')
+    .option('--sr3-guidance <f>', 'stage-III guidance scale [default: 9]')
+    .option('--sr3-noise-level <n>', 'stage-III noise augmentation level 0..350 (the IF docs use 100)', '100')
+    .option('--tiled', 'stage III: decode the latents in overlapping VAE tiles (bounded memory)', false)
     .option('--out <file>', 'output PNG (several images: out-0.png, out-1.png, …)', 'out.png')
     .option('--seed <n>', 'random seed: the same seed gives the same image on the same machine', '0')
     .option(
@@ -107,7 +133,8 @@ export function registerGenerate(program: Command): void {
     .addHelpText(
       'after',
       '\nExamples:\n  imagen generate "a red circle to the left of a blue square" --model my-model --out x.png\n' +
-        '  imagen generate "a green sign that says HELLO" --model IF-I-XL-v1.0 --sr-model IF-II-L-v1.0 --steps smart50',
+        '  imagen generate "a green sign that says HELLO" --model IF-I-XL-v1.0 --sr-model IF-II-L-v1.0 --steps smart50\n' +
+        '  imagen generate "a red fox" --model IF-I-XL-v1.0 --sr-model IF-II-L-v1.0 --sr3-model stable-diffusion-x4-upscaler --size 1024',
     )
     .action(async (prompt: string, f: GenerateFlags) => {
       const say = logger(f.quiet || f.json);
@@ -132,7 +159,48 @@ export function registerGenerate(program: Command): void {
           `${f.model} is a super-resolution pipeline; pass it as --sr-model and give a stage-I --model`,
         );
       }
-      const sr = f.srModel ? await loadPipelineFolder(f.srModel, variant) : undefined;
+      const sizeArg = parseNumber(f.size, '--size', 1, 65536);
+      if (sizeArg !== undefined && !Number.isInteger(sizeArg)) throw usageError('--size must be an integer');
+      const srSize = f.srModel
+        ? (
+            (await readJson(join(f.srModel, 'unet', 'config.json')).catch(() => ({}))) as {
+              sample_size?: number;
+            }
+          ).sample_size
+        : undefined;
+      const stageSizes = [base.unet.config.sample_size, srSize, srSize && 4 * srSize];
+      let stages = 1 + (f.srModel ? 1 : 0) + (f.sr3Model ? 1 : 0);
+      if (f.sr3Model && !f.srModel)
+        throw usageError('--sr3-model (stage III) upscales the stage-II output: give --sr-model too');
+      if (sizeArg !== undefined) {
+        const own = stageSizes.indexOf(sizeArg);
+        const canonical = [64, 256, 1024].indexOf(sizeArg);
+        if (own < 0 && canonical < 0) {
+          throw usageError(
+            `--size must be 64, 256 or 1024 (or a stage's own output size: ${stageSizes.filter(Boolean).join(', ')}), got ${sizeArg}`,
+          );
+        }
+        stages = (own >= 0 ? own : canonical) + 1;
+        if (stages >= 2 && !f.srModel) throw usageError(`--size ${sizeArg} runs stage II: give --sr-model`);
+        if (stages >= 3 && !f.sr3Model)
+          throw usageError(`--size ${sizeArg} runs stage III: give --sr3-model (an SD x4 upscaler folder)`);
+      }
+      const sr3Steps = parseNumber(f.sr3Steps, '--sr3-steps', 1, 1000);
+      if (sr3Steps !== undefined && !Number.isInteger(sr3Steps))
+        throw usageError('--sr3-steps must be an integer');
+      const sr3Guidance = parseNumber(f.sr3Guidance, '--sr3-guidance', 0, 100);
+      const sr3NoiseLevel = parseNumber(f.sr3NoiseLevel, '--sr3-noise-level', 0, 350)!;
+      if (!Number.isInteger(sr3NoiseLevel)) throw usageError('--sr3-noise-level must be an integer');
+      if (stages >= 3) {
+        await checkSdx4Folder(f.sr3Model!);
+        if (!(await isSdx4Folder(f.sr3Model!))) {
+          throw new ImagenError(
+            'CONFIG_INVALID',
+            `--sr3-model ${f.sr3Model} is not a Stable Diffusion x4 upscaler folder (model_index _class_name StableDiffusionUpscalePipeline, unet in_channels 7)`,
+          );
+        }
+      }
+      const sr = f.srModel && stages >= 2 ? await loadPipelineFolder(f.srModel, variant) : undefined;
       if (sr && sr.stage !== 'sr')
         throw new ImagenError('CONFIG_INVALID', `${f.srModel} is a stage-I pipeline, not super-resolution`);
       for (const p of [base, sr]) {
@@ -220,12 +288,32 @@ export function registerGenerate(program: Command): void {
             sampler: f.sampler as 'ddpm',
             noiseLevel,
           },
+          ...(stages >= 3
+            ? {
+                sr3: {
+                  load: async () => {
+                    const p = await loadSdx4Folder(f.sr3Model!, { runtime: rt, tiled: f.tiled, ...variant });
+                    try {
+                      const e = await encodeSdx4Prompts(p, [prompt], f.negativePrompt);
+                      return { components: p.components, ...e, release: p.release };
+                    } catch (err) {
+                      await p.release();
+                      throw err;
+                    }
+                  },
+                  steps: sr3Steps,
+                  guidanceScale: sr3Guidance,
+                  noiseLevel: sr3NoiseLevel,
+                  onWarning: (m: string) => say(`warning: ${m}`),
+                },
+              }
+            : {}),
           onProgress,
         });
       } finally {
         for (const b of bars.values()) b.stop();
       }
-      const images = tensorToImages(result.sr ?? result.base);
+      const images = tensorToImages(result.sr3 ?? result.sr ?? result.base);
       const paths = outputPaths(f.out, images.length);
       for (const [i, img] of images.entries()) await writePng(paths[i]!, img);
       const seconds = (performance.now() - t0) / 1000;

@@ -64,8 +64,8 @@ async function schedule(dir: string): Promise<Schedule> {
   return makeSchedule(parseSchedulerConfig(await readJson(join(dir, 'scheduler_config.json'))));
 }
 
-/** Load every component of an SD ×4 upscaler folder, naming all missing ones in one NOT_FOUND error. */
-export async function loadSdx4Folder(dir: string, options: Sdx4LoadOptions): Promise<Sdx4Pipeline> {
+/** Cheap check before a long run: the folder exists and has every component (all missing ones named). */
+export async function checkSdx4Folder(dir: string): Promise<void> {
   if (!(await isDirectory(dir))) throw new ImagenError('NOT_FOUND', `${dir}: no such model folder`);
   const present = new Set(await readdir(dir));
   const missing = ['model_index.json', ...SDX4_COMPONENTS].filter((k) => !present.has(k));
@@ -75,6 +75,11 @@ export async function loadSdx4Folder(dir: string, options: Sdx4LoadOptions): Pro
       `${dir}: SD x4 upscaler folder is missing ${missing.join(', ')} (expected model_index.json, ${SDX4_COMPONENTS.join('/, ')}/)`,
     );
   }
+}
+
+/** Load every component of an SD ×4 upscaler folder, naming all missing ones in one NOT_FOUND error. */
+export async function loadSdx4Folder(dir: string, options: Sdx4LoadOptions): Promise<Sdx4Pipeline> {
+  await checkSdx4Folder(dir);
   const index = (await readJson(join(dir, 'model_index.json'))) as Record<string, unknown>;
   const rt = options.runtime;
   const variant = options.variant ? { variant: options.variant } : {};
