@@ -31,7 +31,10 @@ const unetRunner: ForwardRunner = {
     optional: ['class_labels', 'encoder_attention_mask'],
   },
   async run(rt, dir, inputs, { fp16, streamingThresholdBytes }) {
-    const model = await loadUNet(dir, { ...(fp16 ? { variant: 'fp16' as const } : {}), streamingThresholdBytes });
+    const model = await loadUNet(dir, {
+      ...(fp16 ? { variant: 'fp16' as const } : {}),
+      streamingThresholdBytes,
+    });
     if (model.parameters().some((p) => !p.value)) {
       // A checkpoint too big to hold: the loader registered a weight-streaming runner, which takes one
       // timestep for the whole batch and no attention mask (what the IF pipelines pass).
