@@ -84,7 +84,7 @@ export function registerInpaint(program: Command): void {
   addCommonOptions(cmd)
     .addHelpText(
       'after',
-      '\nExamples:\n  imagen inpaint room.png --mask sofa-mask.png --model IF-I-XL-v1.0 --prompt "a red sofa" --out room2.png   imagen inpaint room.png --mask m.png --model IF-I-XL-v1.0 --sr-model IF-II-L-v1.0 --prompt "a red sofa"   imagen inpaint beach.png --extend left=64,right=64 --model IF-I-XL-v1.0 --prompt "a wide beach" --save-mask m.png',
+      '\nExamples:\n  imagen inpaint room.png --mask sofa-mask.png --model IF-I-XL-v1.0 --prompt "a red sofa" --out room2.png\n  imagen inpaint room.png --mask m.png --model IF-I-XL-v1.0 --sr-model IF-II-L-v1.0 --prompt "a red sofa"\n  imagen inpaint beach.png --extend left=64,right=64 --model IF-I-XL-v1.0 --prompt "a wide beach" --save-mask m.png',
     )
     .action(async (imagePath: string, f: InpaintFlags) => {
       const say = logger(f.quiet || f.json);

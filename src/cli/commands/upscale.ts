@@ -88,7 +88,7 @@ export function registerUpscale(program: Command): void {
   addCommonOptions(cmd)
     .addHelpText(
       'after',
-      '\nExamples:\n  imagen upscale photo.png --model stable-diffusion-x4-upscaler --prompt "a red fox" --noise-level 20 --steps 75 --tiled --out fox4x.png\n  imagen upscale small.png --model IF-II-L-v1.0 --text-encoder IF-I-XL-v1.0 --prompt "a red fox" --out fox256.png   imagen encode "a red fox" --text-encoder IF-I-XL-v1.0 --negative-prompt "" --out fox.safetensors   imagen upscale small.png --model IF-II-L-v1.0 --prompt-embeds fox.safetensors --noise-level 100',
+      '\nExamples:\n  imagen upscale photo.png --model stable-diffusion-x4-upscaler --prompt "a red fox" --noise-level 20 --steps 75 --tiled --out fox4x.png\n  imagen upscale small.png --model IF-II-L-v1.0 --text-encoder IF-I-XL-v1.0 --prompt "a red fox" --out fox256.png\n  imagen encode "a red fox" --text-encoder IF-I-XL-v1.0 --negative-prompt "" --out fox.safetensors\n  imagen upscale small.png --model IF-II-L-v1.0 --prompt-embeds fox.safetensors --noise-level 100',
     )
     .action(async (imagePath: string, f: UpscaleFlags) => {
       const say = logger(f.quiet || f.json);

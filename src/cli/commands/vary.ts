@@ -352,7 +352,7 @@ export function registerVary(program: Command): void {
   addCommonOptions(cmd)
     .addHelpText(
       'after',
-      '\nExamples:\n  imagen vary photo.png --model IF-I-XL-v1.0 --prompt "the same scene in winter" --strength 0.6   imagen vary photo.png --model IF-I-XL-v1.0 --sr-model IF-II-L-v1.0 --prompt "oil painting" --out v.png',
+      '\nExamples:\n  imagen vary photo.png --model IF-I-XL-v1.0 --prompt "the same scene in winter" --strength 0.6\n  imagen vary photo.png --model IF-I-XL-v1.0 --sr-model IF-II-L-v1.0 --prompt "oil painting" --out v.png',
     )
     .action(async (imagePath: string, f: VaryFlags) => {
       const say = logger(f.quiet || f.json);
