@@ -22,6 +22,7 @@ import { f32ToF16Bits } from '../src/engine/dtype.js';
 import { countFlops } from '../src/engine/flops.js';
 import { Trace } from '../src/engine/graph.js';
 import { NDArray } from '../src/engine/ndarray.js';
+import { safetensorsHeader } from '../src/io/safetensors.js';
 import { StreamingUNetRunner } from '../src/models/unet/streaming.js';
 import { UNet2DConditionModel } from '../src/models/unet/unet.js';
 import { atomicWriteChunks } from '../src/platform/node/files.js';
@@ -176,25 +177,14 @@ function initOf(name: string, shape: readonly number[]): { mean: number; std: nu
   return { mean: 0, std: 1 / Math.sqrt(fanIn) };
 }
 
-interface TensorSpec {
-  name: string;
-  shape: number[];
-}
+/** Every tensor of these files is stored as float16. */
+type TensorSpec = { name: string; shape: number[] };
 
 function header(tensors: TensorSpec[]): { header: Uint8Array; dataBytes: number } {
-  let offset = 0;
-  const parts = tensors.map((t) => {
-    const n = t.shape.reduce((a, b) => a * b, 1) * 2;
-    const s = `${JSON.stringify(t.name)}:{"dtype":"F16","shape":[${t.shape.join(',')}],"data_offsets":[${offset},${offset + n}]}`;
-    offset += n;
-    return s;
-  });
-  const json = new TextEncoder().encode(`{"__metadata__":{"format":"pt"},${parts.join(',')}}`);
-  const padded = Math.ceil(json.byteLength / 8) * 8;
-  const h = new Uint8Array(8 + padded).fill(0x20, 8 + json.byteLength);
-  new DataView(h.buffer).setBigUint64(0, BigInt(padded), true);
-  h.set(json, 8);
-  return { header: h, dataBytes: offset };
+  return safetensorsHeader(
+    tensors.map((t) => ({ ...t, dtype: 'float16' as const })),
+    { format: 'pt' },
+  );
 }
 
 async function buildUNetFolder(dir: string, stage: StageSpec): Promise<{ gb: number; seconds: number }> {

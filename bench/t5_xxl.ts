@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { f32ToBf16Bits } from '../src/engine/dtype.js';
 import { NDArray } from '../src/engine/ndarray.js';
+import { safetensorsHeader } from '../src/io/safetensors.js';
 import { T5_V1_1_XXL, type T5Config, t5EncoderParamCount } from '../src/models/t5/config.js';
 import { StreamingT5Encoder } from '../src/models/t5/streaming.js';
 import { T5Encoder } from '../src/models/t5/t5_encoder.js';
@@ -77,25 +78,14 @@ function bf16Pool(std: number, seed: number, shift = 0): Uint16Array {
   return out;
 }
 
-interface TensorSpec {
-  name: string;
-  shape: number[];
-}
+/** Every tensor of these files is stored as bfloat16. */
+type TensorSpec = { name: string; shape: number[] };
 
 function shardHeader(tensors: TensorSpec[]): { header: Uint8Array; dataBytes: number } {
-  let offset = 0;
-  const parts = tensors.map((t) => {
-    const n = t.shape.reduce((a, b) => a * b, 1) * 2;
-    const s = `${JSON.stringify(t.name)}:{"dtype":"BF16","shape":[${t.shape.join(',')}],"data_offsets":[${offset},${offset + n}]}`;
-    offset += n;
-    return s;
-  });
-  const json = new TextEncoder().encode(`{"__metadata__":{"format":"pt"},${parts.join(',')}}`);
-  const padded = Math.ceil(json.byteLength / 8) * 8;
-  const header = new Uint8Array(8 + padded).fill(0x20, 8 + json.byteLength);
-  new DataView(header.buffer).setBigUint64(0, BigInt(padded), true);
-  header.set(json, 8);
-  return { header, dataBytes: offset };
+  return safetensorsHeader(
+    tensors.map((t) => ({ ...t, dtype: 'bfloat16' as const })),
+    { format: 'pt' },
+  );
 }
 
 async function buildCheckpoint(dir: string, cfg: T5Config): Promise<{ bytes: number; seconds: number }> {

@@ -342,6 +342,39 @@ export function serializeSafetensors(
   tensors: Record<string, NDArray>,
   metadata?: Record<string, string>,
 ): SerializedSafetensors {
+  const specs: TensorSpec[] = [];
+  const chunks: Uint8Array[] = [];
+  for (const name of Object.keys(tensors).sort(byName)) {
+    const t = tensors[name]!;
+    requireLittleEndianHost(`safetensors: tensor "${clip(name)}"`, t.dtype);
+    const data = t.data;
+    if (data.BYTES_PER_ELEMENT !== BYTES_PER_ELEMENT[t.dtype]) {
+      throw new ImagenError(
+        'DTYPE_MISMATCH',
+        `safetensors: tensor "${clip(name)}" is ${t.dtype} but holds a ${data.constructor.name}`,
+      );
+    }
+    specs.push({ name, dtype: t.dtype, shape: t.shape });
+    chunks.push(bytesOf(data));
+  }
+  const { header, dataBytes } = safetensorsHeader(specs, metadata);
+  return { header, chunks, totalSize: header.byteLength + dataBytes };
+}
+
+export interface TensorSpec {
+  name: string;
+  dtype: DType;
+  shape: readonly number[];
+}
+
+/**
+ * The header (length prefix + JSON, space-padded to 8 bytes) of a file whose tensors follow in
+ * `specs` order. Lets a writer stream multi-GB files tensor by tensor without holding them.
+ */
+export function safetensorsHeader(
+  specs: readonly TensorSpec[],
+  metadata?: Record<string, string>,
+): { header: Uint8Array; dataBytes: number } {
   const parts: string[] = [];
   if (metadata !== undefined) {
     const kv = Object.entries(metadata).map(([k, v]) => {
@@ -355,30 +388,17 @@ export function serializeSafetensors(
     });
     parts.push(`"__metadata__":{${kv.join(',')}}`);
   }
-  const chunks: Uint8Array[] = [];
   let offset = 0;
-  for (const name of Object.keys(tensors).sort(byName)) {
-    if (name === '__metadata__') {
+  for (const t of specs) {
+    if (t.name === '__metadata__') {
       throw new ImagenError('BAD_INPUT', 'safetensors: "__metadata__" is reserved and cannot name a tensor');
     }
-    const t = tensors[name]!;
     const st = TO_ST.get(t.dtype);
-    if (st === undefined)
-      throw new ImagenError('UNSUPPORTED', `safetensors: tensor "${name}" has dtype ${t.dtype}`);
-    requireLittleEndianHost(`safetensors: tensor "${clip(name)}"`, t.dtype);
-    const data = t.data;
-    if (data.BYTES_PER_ELEMENT !== BYTES_PER_ELEMENT[t.dtype]) {
-      throw new ImagenError(
-        'DTYPE_MISMATCH',
-        `safetensors: tensor "${clip(name)}" is ${t.dtype} but holds a ${data.constructor.name}`,
-      );
-    }
-    const chunk = bytesOf(data);
-    const end = offset + chunk.byteLength;
+    if (st === undefined) throw new ImagenError('UNSUPPORTED', `safetensors: tensor "${t.name}" has dtype ${t.dtype}`);
+    const end = offset + t.shape.reduce((a, b) => a * b, 1) * BYTES_PER_ELEMENT[t.dtype];
     parts.push(
-      `${JSON.stringify(name)}:{"dtype":"${st}","shape":[${t.shape.join(',')}],"data_offsets":[${offset},${end}]}`,
+      `${JSON.stringify(t.name)}:{"dtype":"${st}","shape":[${t.shape.join(',')}],"data_offsets":[${offset},${end}]}`,
     );
-    chunks.push(chunk);
     offset = end;
   }
   const json = new TextEncoder().encode(`{${parts.join(',')}}`);
@@ -386,7 +406,7 @@ export function serializeSafetensors(
   const header = new Uint8Array(8 + padded).fill(0x20, 8 + json.byteLength);
   new DataView(header.buffer).setBigUint64(0, BigInt(padded), true);
   header.set(json, 8);
-  return { header, chunks, totalSize: header.byteLength + offset };
+  return { header, dataBytes: offset };
 }
 
 /** `serializeSafetensors` concatenated into one buffer (small files, tests, browser downloads). */
