@@ -394,7 +394,8 @@ export function safetensorsHeader(
       throw new ImagenError('BAD_INPUT', 'safetensors: "__metadata__" is reserved and cannot name a tensor');
     }
     const st = TO_ST.get(t.dtype);
-    if (st === undefined) throw new ImagenError('UNSUPPORTED', `safetensors: tensor "${t.name}" has dtype ${t.dtype}`);
+    if (st === undefined)
+      throw new ImagenError('UNSUPPORTED', `safetensors: tensor "${t.name}" has dtype ${t.dtype}`);
     const end = offset + t.shape.reduce((a, b) => a * b, 1) * BYTES_PER_ELEMENT[t.dtype];
     parts.push(
       `${JSON.stringify(t.name)}:{"dtype":"${st}","shape":[${t.shape.join(',')}],"data_offsets":[${offset},${end}]}`,

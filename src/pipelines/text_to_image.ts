@@ -19,6 +19,11 @@ export interface StageModels {
   unet: UNet2DConditionModel;
   schedule: Schedule;
   imageNoisingSchedule?: Schedule;
+  /**
+   * A super-resolution stage trained with its own text encoder encodes the prompt itself; without
+   * one it reuses stage I's embeddings, as IF's stage II does with the shared T5.
+   */
+  text?: TextModels;
 }
 
 export interface TextModels {
@@ -103,22 +108,26 @@ export async function generateImages(
   if (!Number.isInteger(per) || per < 1)
     throw new ImagenError('BAD_INPUT', `num images must be a positive integer, got ${per}`);
   const gen = new Generator(o.seed ?? 0);
+  const encode = async (t: TextModels): Promise<TextConditioning> => {
+    await o.onProgress?.({ status: 'encode', prompts: prompts.length });
+    const e = await encodePrompts(t.encoder, t.tokenizer, prompts, {
+      maxLength: t.maxLength,
+      cleanCaption: o.cleanCaption ?? true,
+      negativePrompt: o.negativePrompt ?? '',
+    });
+    return { promptEmbeds: e.promptEmbeds, negativePromptEmbeds: e.negativePromptEmbeds };
+  };
+  const perImage = (c: TextConditioning): TextConditioning => ({
+    promptEmbeds: repeatRows(c.promptEmbeds, per),
+    negativePromptEmbeds: c.negativePromptEmbeds && repeatRows(c.negativePromptEmbeds, per),
+  });
   let cond = o.embeddings;
   if (!cond) {
     if (!text)
       throw new ImagenError('BAD_INPUT', 'no text encoder in this model folder: pass precomputed embeddings');
-    await o.onProgress?.({ status: 'encode', prompts: prompts.length });
-    const e = await encodePrompts(text.encoder, text.tokenizer, prompts, {
-      maxLength: text.maxLength,
-      cleanCaption: o.cleanCaption ?? true,
-      negativePrompt: o.negativePrompt ?? '',
-    });
-    cond = { promptEmbeds: e.promptEmbeds, negativePromptEmbeds: e.negativePromptEmbeds };
+    cond = await encode(text);
   }
-  cond = {
-    promptEmbeds: repeatRows(cond.promptEmbeds, per),
-    negativePromptEmbeds: cond.negativePromptEmbeds && repeatRows(cond.negativePromptEmbeds, per),
-  };
+  cond = perImage(cond);
 
   const runStage = async (
     name: string,
@@ -168,11 +177,12 @@ export async function generateImages(
   if (!sr.imageNoisingSchedule)
     throw new ImagenError('CONFIG_INVALID', 'the super-resolution model has no image noising scheduler');
   const hi = sr.unet.config.sample_size;
+  const srCond = sr.text ? perImage(await encode(sr.text)) : cond;
   const srOut = await runStage('stage II', sr, o.sr, IF_DEFAULTS.sr, (runner, common) =>
     superResolution(
       rt,
       runner,
-      cond!,
+      srCond,
       baseOut,
       { height: hi, width: hi },
       {

@@ -6,12 +6,13 @@ import type { Runtime } from '../engine/runtime.js';
 import { tensorToImages } from '../io/image.js';
 import type { T5TextEncoder } from '../models/t5/t5_encoder.js';
 import type { ProgressEvent } from '../pipelines/events.js';
-import { generateImages, type StageModels } from '../pipelines/text_to_image.js';
+import { generateImages, } from '../pipelines/text_to_image.js';
 import { encodePng } from '../platform/node/image.js';
 import {
   type LoadedPipeline,
   loadPipelineFolder,
   openTextEncoder,
+  stageModels,
 } from '../platform/node/pipeline_folder.js';
 import { createRuntime } from '../platform/node/runtime.js';
 import type { GenerateParams, JobProgress, ModelInfo } from './types.js';
@@ -129,11 +130,6 @@ export class PipelineGenerator implements Generator {
       );
     const withSr =
       this.sr !== undefined && (p.size === undefined || p.size === this.sr.unet.config.sample_size);
-    const stage = (l: LoadedPipeline): StageModels => ({
-      unet: l.unet,
-      schedule: l.schedule,
-      imageNoisingSchedule: l.imageNoisingSchedule,
-    });
     // Previews are encoded while the sampler waits (onProgress is awaited): it costs a PNG every
     // ~total/10 steps, which keeps the event order exact without a second queue.
     const onProgress = async (e: ProgressEvent) => {
@@ -152,8 +148,8 @@ export class PipelineGenerator implements Generator {
     const result = await generateImages(
       this.rt,
       { encoder: this.encoder, tokenizer: this.base.tokenizer!, maxLength: this.base.maxTextLength },
-      stage(this.base),
-      withSr ? stage(this.sr!) : undefined,
+      stageModels(this.base),
+      withSr ? stageModels(this.sr!, this.rt) : undefined,
       {
         prompt: p.prompt,
         negativePrompt: p.negative_prompt,

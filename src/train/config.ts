@@ -12,9 +12,19 @@ export interface TrainConfig {
   resolution: number;
   /** Super-resolution stages: the conditioning image's resolution. */
   low_resolution?: number;
+  /**
+   * Super-resolution stages: train on random crops of this side (the low-res image is upsampled
+   * first, then cropped alike). The UNet is fully convolutional, so it samples at `resolution`.
+   */
+  crop_size?: number;
   unet: Record<string, unknown>;
   text_encoder: Record<string, unknown>;
   tokenizer: { type: 'byt5'; max_length?: number } | { path: string };
+  /**
+   * A pipeline folder whose trained text encoder this stage uses, frozen (Imagen's one frozen
+   * encoder for every stage): its config replaces `text_encoder` and its tokenizer must match.
+   */
+  text_encoder_from?: string;
   scheduler: Record<string, unknown>;
   image_noising_scheduler?: Record<string, unknown>;
   train: Partial<Record<keyof typeof HP_KEYS, unknown>>;
@@ -71,9 +81,11 @@ export function parseTrainConfig(json: unknown, source = 'train config'): TrainC
     'stage',
     'resolution',
     'low_resolution',
+    'crop_size',
     'unet',
     'text_encoder',
     'tokenizer',
+    'text_encoder_from',
     'scheduler',
     'image_noising_scheduler',
     'train',
@@ -90,6 +102,14 @@ export function parseTrainConfig(json: unknown, source = 'train config'): TrainC
     (!Number.isInteger(c.low_resolution) || (c.low_resolution as number) >= (c.resolution as number))
   ) {
     fail('a super-resolution stage needs an integer low_resolution below resolution');
+  }
+  if (c.text_encoder_from !== undefined && (typeof c.text_encoder_from !== 'string' || !c.text_encoder_from))
+    fail('text_encoder_from must be the path of a pipeline folder');
+  if (c.text_encoder === undefined && typeof c.text_encoder_from === 'string') c.text_encoder = {};
+  if (c.crop_size !== undefined) {
+    const cs = c.crop_size as number;
+    if (c.stage !== 'sr' || !Number.isInteger(cs) || cs < 8 || cs > (c.resolution as number))
+      fail('crop_size needs a super-resolution stage and an integer in [8, resolution]');
   }
   for (const k of ['unet', 'text_encoder', 'tokenizer', 'scheduler']) {
     if (typeof c[k] !== 'object' || c[k] === null) fail(`missing section "${k}"`);

@@ -124,7 +124,9 @@ export class DiffusionTrainer {
         let classLabels: Tensor | undefined;
         if (this.sr) {
           const [, , h, w] = i.x0!.shape as number[];
-          const up = F.resizeBilinear(i.low_res!, h!, w!, true);
+          const [, , lh, lw] = i.low_res!.shape as number[];
+          // Crop-trained stages get the low-res image already upsampled (and cropped) by the data.
+          const up = lh === h && lw === w ? i.low_res! : F.resizeBilinear(i.low_res!, h!, w!, true);
           sample = F.concat([xt, qSample(noisingTables!, up, i.aug_noise!, i.aug_t!)], 1);
           classLabels = i.aug_t!;
         }

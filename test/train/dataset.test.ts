@@ -10,10 +10,13 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ImagenError } from '../../src/engine/errors.js';
 import type { NDArray } from '../../src/engine/ndarray.js';
+import * as F from '../../src/engine/ops/index.js';
 import { imagesToTensor } from '../../src/io/image.js';
-import { ImageDataset, scanImageFolder } from '../../src/platform/node/dataset.js';
+import { ImageDataset, scanImageFolder, upsampleAlignCorners } from '../../src/platform/node/dataset.js';
 import { readImage } from '../../src/platform/node/image.js';
+import { createRuntime } from '../../src/platform/node/runtime.js';
 import { DataOrder } from '../../src/train/data_order.js';
+import { rng } from '../helpers/random.js';
 import { writeShapesDataset } from '../helpers/shapes.js';
 
 let root: string;
@@ -110,6 +113,55 @@ describe('captioned image folders', () => {
         expect(Math.abs(mean(b.images, item, ch) - mean(b.lowRes!, item, ch))).toBeLessThan(0.05);
       }
     }
+  });
+
+  it("upsampleAlignCorners is the pipeline's bilinear align_corners upsampling, rounded to 8 bits", async () => {
+    const r = rng(5);
+    const small = { width: 5, height: 4, data: Uint8Array.from({ length: 60 }, () => Math.floor(r() * 256)) };
+    const up = upsampleAlignCorners(small, 13);
+    const rt = createRuntime({ threads: 1 });
+    const fn = rt.compile((i) => F.resizeBilinear(i.x!, 13, 13, true), { name: 'up' });
+    const ref = (await fn.run({ x: imagesToTensor([small]) })).output!.data as Float32Array;
+    await fn.release();
+    let worst = 0;
+    for (let c = 0; c < 3; c++)
+      for (let p = 0; p < 169; p++) {
+        const want = ((ref[c * 169 + p]! + 1) / 2) * 255;
+        worst = Math.max(worst, Math.abs(up.data[p * 3 + c]! - want));
+      }
+    expect(worst).toBeLessThanOrEqual(0.5 + 1e-3);
+    // Corners are copied exactly (align_corners).
+    expect(up.data[0]).toBe(small.data[0]);
+    expect(up.data[(13 * 13 - 1) * 3 + 2]).toBe(small.data[59]);
+  });
+
+  it('crop training: matching crops of the image and of the upsampled low-res image', async () => {
+    const ds = await ImageDataset.load(pairs, 32, 8, undefined, 16);
+    const b = ds.batch(
+      [1, 2],
+      [
+        [0, 16],
+        [9, 3],
+      ],
+    );
+    expect(b.images.shape).toEqual([2, 3, 16, 16]);
+    expect(b.lowRes!.shape).toEqual([2, 3, 16, 16]);
+    const full = imagesToTensor([await readImage(ds.entries[2]!.file, { width: 32, height: 32 })]);
+    const low = upsampleAlignCorners(await readImage(ds.entries[2]!.file, { width: 8, height: 8 }), 32);
+    const lowT = imagesToTensor([low]);
+    const at = (x: NDArray, item: number, c: number, y: number, xx: number, side: number) =>
+      (x.data as Float32Array)[((item * 3 + c) * side + y) * side + xx]!;
+    for (const [y, x] of [
+      [0, 0],
+      [15, 15],
+      [7, 11],
+    ]) {
+      for (let c = 0; c < 3; c++) {
+        expect(at(b.images, 1, c, y!, x!, 16)).toBe(at(full, 0, c, 9 + y!, 3 + x!, 32));
+        expect(at(b.lowRes!, 1, c, y!, x!, 16)).toBe(at(lowT, 0, c, 9 + y!, 3 + x!, 32));
+      }
+    }
+    await expect(ImageDataset.load(pairs, 32, undefined, undefined, 16)).rejects.toThrow(/crop_size/);
   });
 
   it('grey, RGBA and non-square images load as RGB at the training size', async () => {

@@ -16,11 +16,11 @@ import {
   shuffleCaptions,
 } from '../../eval/evaluate.js';
 import { tensorToImages } from '../../io/image.js';
-import { generateImages, type StageModels } from '../../pipelines/text_to_image.js';
+import { generateImages, } from '../../pipelines/text_to_image.js';
 import { atomicWriteFile } from '../../platform/node/files.js';
 import { encodePng, writePng } from '../../platform/node/image.js';
 import { createWordOcr } from '../../platform/node/ocr.js';
-import { loadPipelineFolder, openTextEncoder } from '../../platform/node/pipeline_folder.js';
+import { loadPipelineFolder, openTextEncoder, stageModels } from '../../platform/node/pipeline_folder.js';
 import { createRuntime } from '../../platform/node/runtime.js';
 import { loadDejaVu } from '../../platform/node/synth_render.js';
 import { usageError } from '../errors.js';
@@ -87,11 +87,6 @@ async function generateForItems(
   const batch = intFlag(f.batch, '--batch', 1, 256);
   const rt = createRuntime();
   const encoder = (await openTextEncoder(base, rt))!;
-  const toStage = (p: typeof base): StageModels => ({
-    unet: p.unet,
-    schedule: p.schedule,
-    imageNoisingSchedule: p.imageNoisingSchedule,
-  });
   const images: EvalItem['image'][] = [];
   const bar = new ProgressBar('generate', '', { quiet: f.quiet || f.json });
   bar.start(prompts.length);
@@ -102,8 +97,8 @@ async function generateForItems(
       const r = await generateImages(
         rt,
         { encoder, tokenizer: base.tokenizer, maxLength: base.maxTextLength },
-        toStage(base),
-        sr && toStage(sr),
+        stageModels(base),
+        sr && stageModels(sr, rt),
         {
           prompt: chunk.map((c) => c.prompt),
           // Each batch has its own seed, so results do not depend on what else is in flight.

@@ -4,10 +4,10 @@ import { ImagenError } from '../../engine/errors.js';
 import { tensorToImages } from '../../io/image.js';
 import { encodePrompts } from '../../models/t5/t5_encoder.js';
 import type { ProgressEvent } from '../../pipelines/events.js';
-import { generateImages, type StageModels } from '../../pipelines/text_to_image.js';
+import { generateImages } from '../../pipelines/text_to_image.js';
 import { readJson } from '../../platform/node/config.js';
 import { writePng } from '../../platform/node/image.js';
-import { loadPipelineFolder, openTextEncoder } from '../../platform/node/pipeline_folder.js';
+import { loadPipelineFolder, openTextEncoder, stageModels } from '../../platform/node/pipeline_folder.js';
 import { createRuntime } from '../../platform/node/runtime.js';
 import {
   checkSdx4Folder,
@@ -261,14 +261,9 @@ export function registerGenerate(program: Command): void {
           bar.update(e.step, { t: e.t });
         } else if (e.status === 'done') bars.get(e.stage)?.stop();
       };
-      const toStage = (p: typeof base): StageModels => ({
-        unet: p.unet,
-        schedule: p.schedule,
-        imageNoisingSchedule: p.imageNoisingSchedule,
-      });
       let result: Awaited<ReturnType<typeof generateImages>>;
       try {
-        result = await generateImages(rt, undefined, toStage(base), sr && toStage(sr), {
+        result = await generateImages(rt, undefined, stageModels(base), sr && stageModels(sr, rt), {
           prompt,
           embeddings,
           negativePrompt: f.negativePrompt,

@@ -2,6 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { IF_INPAINT_DEFAULTS, inpaintImages, parseExtend } from '../../pipelines/inpaint.js';
 import { encodeMaskPng, loadInpaintInputs } from '../../platform/node/mask.js';
+import { stageModels } from '../../platform/node/pipeline_folder.js';
 import { createRuntime } from '../../platform/node/runtime.js';
 import { usageError } from '../errors.js';
 import { logger } from '../progress.js';
@@ -18,7 +19,6 @@ import {
   progressBars,
   promptConditioning,
   requirePrompt,
-  stageModels,
   writeResults,
 } from './vary.js';
 

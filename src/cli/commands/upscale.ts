@@ -8,6 +8,7 @@ import { IF_DEFAULTS } from '../../pipelines/text_to_image.js';
 import { IF_SR_FACTOR, upscaleImage } from '../../pipelines/upscale.js';
 import { readJson } from '../../platform/node/config.js';
 import { readImage } from '../../platform/node/image.js';
+import { stageModels } from '../../platform/node/pipeline_folder.js';
 import { createRuntime } from '../../platform/node/runtime.js';
 import { encodeSdx4Prompts, isSdx4Folder, loadSdx4Folder } from '../../platform/node/sdx4_folder.js';
 import { loadT5Encoder, resolveTextEncoderDirs } from '../../platform/node/t5_loader.js';
@@ -26,7 +27,6 @@ import {
   progressBars,
   promptConditioning,
   requirePrompt,
-  stageModels,
   writeResults,
 } from './vary.js';
 

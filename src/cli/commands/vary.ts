@@ -8,13 +8,14 @@ import { encodePrompts } from '../../models/t5/t5_encoder.js';
 import type { ProgressEvent } from '../../pipelines/events.js';
 import type { TextConditioning } from '../../pipelines/if_pipeline.js';
 import { checkStageUNet, IF_IMG2IMG_DEFAULTS, varyImages } from '../../pipelines/img2img.js';
-import type { StageModels, TextModels } from '../../pipelines/text_to_image.js';
+import type { TextModels } from '../../pipelines/text_to_image.js';
 import { openSafetensors } from '../../platform/node/files.js';
 import { readImage, writePng } from '../../platform/node/image.js';
 import {
   type LoadedPipeline,
   loadPipelineFolder,
   openTextEncoder,
+  stageModels,
 } from '../../platform/node/pipeline_folder.js';
 import { createRuntime } from '../../platform/node/runtime.js';
 import { usageError } from '../errors.js';
@@ -196,10 +197,6 @@ export async function loadStage(
   if (p.notApplied.length)
     say(`note: ${p.dir}: ${p.notApplied.join(', ')} present but not applied by imagen-ts`);
   return p;
-}
-
-export function stageModels(p: LoadedPipeline): StageModels {
-  return { unet: p.unet, schedule: p.schedule, imageNoisingSchedule: p.imageNoisingSchedule };
 }
 
 /** prompt_embeds / negative_prompt_embeds from an `imagen encode` file. */

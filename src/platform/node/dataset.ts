@@ -1,6 +1,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import { ImagenError } from '../../engine/errors.js';
+import { linearInterpolationMatrix } from '../../engine/ops/resample.js';
 import { imagesToTensor, type RgbImage } from '../../io/image.js';
 import type { Batch } from '../../train/trainer.js';
 import { readImage } from './image.js';
@@ -75,39 +76,101 @@ export async function scanImageFolder(dir: string): Promise<CaptionedFile[]> {
   return entries;
 }
 
+/**
+ * The low-res image brought to the high resolution exactly as the super-resolution pipeline does
+ * (bilinear, align_corners), rounded to 8 bits: crops of it are what a crop-trained stage sees
+ * around each pixel at sampling time.
+ */
+export function upsampleAlignCorners(img: RgbImage, size: number): RgbImage {
+  const ah = linearInterpolationMatrix(img.height, size, true).data as Float32Array;
+  const aw = linearInterpolationMatrix(img.width, size, true).data as Float32Array;
+  const rows = new Float32Array(img.height * size * 3);
+  for (let y = 0; y < img.height; y++)
+    for (let o = 0; o < size; o++)
+      for (let x = 0; x < img.width; x++) {
+        const wgt = aw[o * img.width + x]!;
+        if (wgt === 0) continue;
+        for (let c = 0; c < 3; c++)
+          rows[(y * size + o) * 3 + c]! += wgt * img.data[(y * img.width + x) * 3 + c]!;
+      }
+  const out = new Uint8Array(size * size * 3);
+  const acc = new Float32Array(size * size * 3);
+  for (let o = 0; o < size; o++)
+    for (let y = 0; y < img.height; y++) {
+      const wgt = ah[o * img.height + y]!;
+      if (wgt === 0) continue;
+      const src = y * size * 3;
+      const dst = o * size * 3;
+      for (let i = 0; i < size * 3; i++) acc[dst + i]! += wgt * rows[src + i]!;
+    }
+  for (let i = 0; i < acc.length; i++) out[i] = Math.min(255, Math.max(0, Math.round(acc[i]!)));
+  return { width: size, height: size, data: out };
+}
+
+function crop(img: RgbImage, y: number, x: number, size: number): RgbImage {
+  const out = new Uint8Array(size * size * 3);
+  for (let r = 0; r < size; r++) {
+    const src = ((y + r) * img.width + x) * 3;
+    out.set(img.data.subarray(src, src + size * 3), r * size * 3);
+  }
+  return { width: size, height: size, data: out };
+}
+
 /** A captioned image folder decoded once into memory at the training resolution(s). */
 export class ImageDataset {
   private constructor(
     readonly entries: CaptionedFile[],
     private readonly images: RgbImage[],
     private readonly lowRes: RgbImage[] | undefined,
+    /** Crop training: `lowRes` holds the low-res images already upsampled to the full size. */
+    readonly cropSize: number | undefined,
   ) {}
 
+  /**
+   * `cropSize` (super-resolution only) keeps each low-res image upsampled to `size`, so that
+   * `batch` can cut matching crops of both, as Imagen trained its 256→1024 stage on crops.
+   */
   static async load(
     dir: string,
     size: number,
     lowResSize?: number,
     onProgress?: (done: number, total: number) => void,
+    cropSize?: number,
   ): Promise<ImageDataset> {
+    if (cropSize !== undefined && (!lowResSize || cropSize > size))
+      throw new ImagenError(
+        'CONFIG_INVALID',
+        `crop_size ${cropSize} needs a super-resolution stage and ≤ ${size}`,
+      );
     const entries = await scanImageFolder(dir);
     const images: RgbImage[] = [];
     const low: RgbImage[] = [];
     for (const [i, e] of entries.entries()) {
       images.push(await readImage(e.file, { width: size, height: size }));
-      if (lowResSize) low.push(await readImage(e.file, { width: lowResSize, height: lowResSize }));
+      if (lowResSize) {
+        const l = await readImage(e.file, { width: lowResSize, height: lowResSize });
+        low.push(cropSize ? upsampleAlignCorners(l, size) : l);
+      }
       onProgress?.(i + 1, entries.length);
     }
-    return new ImageDataset(entries, images, lowResSize ? low : undefined);
+    return new ImageDataset(entries, images, lowResSize ? low : undefined, cropSize);
   }
 
   get length(): number {
     return this.entries.length;
   }
 
-  batch(indices: readonly number[]): Batch {
+  /** `offsets` ([y, x] per example) pick the crops when the dataset was loaded with a crop size. */
+  batch(indices: readonly number[], offsets?: readonly (readonly [number, number])[]): Batch {
+    const c = this.cropSize;
+    const cut = (img: RgbImage, k: number) => {
+      if (!c) return img;
+      const [y, x] = offsets?.[k] ?? [0, 0];
+      return crop(img, y, x, c);
+    };
     return {
-      images: imagesToTensor(indices.map((i) => this.images[i]!)),
-      lowRes: this.lowRes && imagesToTensor(indices.map((i) => this.lowRes![i]!)),
+      images: imagesToTensor(indices.map((i, k) => cut(this.images[i]!, k))),
+      lowRes: this.lowRes && imagesToTensor(indices.map((i, k) => cut(this.lowRes![i]!, k))),
       captions: indices.map((i) => this.entries[i]!.text),
     };
   }

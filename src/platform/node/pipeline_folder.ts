@@ -8,6 +8,7 @@ import { t5EncoderFloat32Bytes } from '../../models/t5/config.js';
 import { InMemoryT5Encoder, type T5Encoder, type T5TextEncoder } from '../../models/t5/t5_encoder.js';
 import type { UNetConfig } from '../../models/unet/config.js';
 import type { UNet2DConditionModel } from '../../models/unet/unet.js';
+import type { StageModels } from '../../pipelines/text_to_image.js';
 import type { TextTokenizer } from '../../text/tokenizer.js';
 import { isDirectory, readJson } from './config.js';
 import { atomicWriteFile, writeSafetensors } from './files.js';
@@ -214,4 +215,21 @@ export async function openTextEncoder(p: LoadedPipeline, rt: Runtime): Promise<T
   if (p.textEncoder) return new InMemoryT5Encoder(p.textEncoder, rt);
   if (!p.textEncoderDir) return undefined;
   return loadT5Encoder(p.textEncoderDir, { runtime: rt, variant: p.variant, streaming: true });
+}
+
+/**
+ * What the cascade samplers need from a loaded folder. A super-resolution folder that carries a
+ * small text encoder of its own (one trained with imagen-ts) brings it along, so the stage is fed
+ * the embeddings it was trained on; IF's stage II (no encoder, or T5-XXL) reuses stage I's.
+ */
+export function stageModels(p: LoadedPipeline, rt?: Runtime): StageModels {
+  const s: StageModels = { unet: p.unet, schedule: p.schedule, imageNoisingSchedule: p.imageNoisingSchedule };
+  if (rt && p.stage === 'sr' && p.textEncoder && p.tokenizer) {
+    s.text = {
+      encoder: new InMemoryT5Encoder(p.textEncoder, rt),
+      tokenizer: p.tokenizer,
+      maxLength: p.maxTextLength,
+    };
+  }
+  return s;
 }

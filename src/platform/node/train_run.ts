@@ -16,6 +16,7 @@ import { readJson } from './config.js';
 import { ImageDataset } from './dataset.js';
 import { atomicWriteFile, openSafetensors, writeSafetensors } from './files.js';
 import { savePipelineFolder } from './pipeline_folder.js';
+import { loadT5EncoderModule } from './t5_loader.js';
 import { loadTokenizer } from './tokenizer_files.js';
 
 export interface TrainRunOptions {
@@ -137,6 +138,32 @@ async function truncateLog(path: string, step: number): Promise<void> {
   await atomicWriteFile(path, lines.map((l) => `${l}\n`).join(''));
 }
 
+/** The trained text encoder of `cfg.text_encoder_from`, checked against the config's tokenizer. */
+async function loadFrozenEncoder(
+  cfg: TrainConfig,
+): Promise<T5Encoder & { configJson: Record<string, unknown> }> {
+  const dir = cfg.text_encoder_from!;
+  const teDir = join(dir, 'text_encoder');
+  if (!(await exists(join(teDir, 'config.json'))))
+    throw new ImagenError('NOT_FOUND', `text_encoder_from: ${dir} has no text_encoder/config.json`);
+  const folderTokenizer = await loadTokenizer(join(dir, 'tokenizer')).catch(() => undefined);
+  const own = await buildTokenizer(cfg);
+  if (
+    !folderTokenizer ||
+    folderTokenizer.constructor !== own.constructor ||
+    folderTokenizer.vocabSize !== own.vocabSize
+  ) {
+    throw new ImagenError(
+      'CONFIG_INVALID',
+      `text_encoder_from: ${dir}/tokenizer is missing or differs from this config's tokenizer`,
+    );
+  }
+  const module = await loadT5EncoderModule(teDir);
+  return Object.assign(module, {
+    configJson: (await readJson(join(teDir, 'config.json'))) as Record<string, unknown>,
+  });
+}
+
 /**
  * Train one cascade stage on a captioned image folder, writing a diffusers pipeline folder to
  * `outDir` plus `outDir/checkpoint` (exact resume state) every `checkpointEvery` steps, on stop
@@ -154,9 +181,15 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
     state = s;
     cfg = s.config; // the run continues with the configuration it started with
   }
+  let frozenEncoder: (T5Encoder & { configJson: Record<string, unknown> }) | undefined;
+  if (cfg.text_encoder_from && !state) {
+    frozenEncoder = await loadFrozenEncoder(cfg);
+    cfg = { ...cfg, text_encoder: frozenEncoder.configJson };
+  }
   const hp = { ...hyperparameters(cfg), ...o.overrides };
+  if (cfg.text_encoder_from) hp.trainTextEncoder = false;
   const unet = new UNet2DConditionModel(cfg.unet);
-  const textEncoder = new T5Encoder(cfg.text_encoder);
+  const textEncoder = frozenEncoder ?? new T5Encoder(cfg.text_encoder);
   const tokenizer = await buildTokenizer(cfg);
   if (tokenizer.vocabSize > textEncoder.config.vocabSize) {
     throw new ImagenError(
@@ -168,11 +201,13 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
   const noising =
     cfg.stage === 'sr' ? makeSchedule(parseSchedulerConfig(cfg.image_noising_scheduler ?? {})) : undefined;
   unet.initialize(hp.seed);
-  textEncoder.initialize(hp.seed + 1);
+  if (!frozenEncoder) textEncoder.initialize(hp.seed + 1);
   const data = await ImageDataset.load(
     o.dataDir,
     cfg.resolution,
     cfg.stage === 'sr' ? cfg.low_resolution : undefined,
+    undefined,
+    cfg.crop_size,
   );
   say(`loaded ${data.length} captioned images from ${o.dataDir}`);
   const trainer = new DiffusionTrainer(
@@ -232,7 +267,16 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
         stoppedEarly = true;
         break;
       }
-      const batch = data.batch(order.next(hp.batchSize));
+      const indices = order.next(hp.batchSize);
+      // Crop offsets come from the trainer's generator, whose state the checkpoint keeps.
+      const offsets = cfg.crop_size
+        ? indices.map(() => {
+            const span = cfg.resolution - cfg.crop_size! + 1;
+            const g = trainer.generator;
+            return [Math.floor(g.uniform() * span), Math.floor(g.uniform() * span)] as const;
+          })
+        : undefined;
+      const batch = data.batch(indices, offsets);
       const s = await trainer.trainStep(batch);
       if (staged !== undefined) {
         await promoteCheckpoint(o.outDir);
