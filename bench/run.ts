@@ -15,9 +15,10 @@ import { parseArgs } from 'node:util';
 import { Runtime } from '../src/engine/index.js';
 import { NodeBackend } from '../src/platform/node/ort.js';
 import { benchConv3x3, benchMatmul, benchTiny, FULL, QUICK } from './engine.js';
+import { benchGenerate } from './generate.js';
 import { benchModels, defaultT5Config, defaultUNetConfig } from './models.js';
 
-const ONLY = ['conv', 'matmul', 'tiny', 'models'] as const;
+const ONLY = ['conv', 'matmul', 'tiny', 'models', 'generate'] as const;
 type Only = (typeof ONLY)[number];
 
 const CONV = 'conv3x3_64ch_64px_b8';
@@ -55,7 +56,7 @@ function parse(): Args {
   });
   if (values.help) {
     process.stderr.write(
-      'usage: npm run bench -- [--json] [--quick] [--threads N] [--only conv|matmul|tiny|models] [--no-torch]\n' +
+      'usage: npm run bench -- [--json] [--quick] [--threads N] [--only conv|matmul|tiny|models|generate] [--no-torch]\n' +
         '       [--unet-config FILE] [--t5-config FILE] [--batch N] [--size S] [--compare-torch]\n' +
         'Model figures (unet_forward_ms, sample_step_ms, unet_train_step_ms, t5_encode_ms) run with --only models\n' +
         'or --compare-torch (which also runs bench/torch_models.py: diffusers + transformers on PyTorch).\n',
@@ -187,6 +188,12 @@ async function main(): Promise<void> {
     quick: args.quick,
   };
 
+  if (want('generate')) {
+    note('text → 256×256 with the shipped model (cold, then warm) ...');
+    const g = await benchGenerate(args.threads, args.quick ? 1 : 3);
+    if ('error' in g) out.generate_note = g.error;
+    else Object.assign(out, g);
+  }
   if (want('matmul')) {
     note('matmul 1024³ ...');
     const m = await benchMatmul(rt, opts);

@@ -24,6 +24,17 @@ export interface StageModels {
    * one it reuses stage I's embeddings, as IF's stage II does with the shared T5.
    */
   text?: TextModels;
+  /** The folder's own sampling defaults (generation_config.json), used where the caller sets none. */
+  defaults?: StageDefaults;
+}
+
+/** Sampling defaults a model folder may carry; unset fields fall back to IF's published ones. */
+export interface StageDefaults {
+  steps?: TimestepRequest;
+  guidanceScale?: number;
+  sampler?: SamplerName;
+  thresholding?: 'dynamic' | 'static' | 'none';
+  noiseLevel?: number;
 }
 
 export interface TextModels {
@@ -138,16 +149,16 @@ export async function generateImages(
   ) => {
     const runner = new UNetRunner(rt, models.unet);
     const cfg = models.schedule.config;
-    const timesteps = setTimesteps(opts?.steps ?? defaults.steps, cfg);
+    const own = models.defaults ?? {};
+    const timesteps = setTimesteps(opts?.steps ?? own.steps ?? defaults.steps, cfg);
+    const thresholding = opts?.thresholding ?? own.thresholding;
     try {
       return await run(runner, {
         schedule: models.schedule,
         timesteps,
-        guidanceScale: opts?.guidanceScale ?? defaults.guidanceScale,
-        thresholding: opts?.thresholding
-          ? parseThresholding(opts.thresholding, cfg)
-          : thresholdingFromConfig(cfg),
-        sampler: opts?.sampler,
+        guidanceScale: opts?.guidanceScale ?? own.guidanceScale ?? defaults.guidanceScale,
+        thresholding: thresholding ? parseThresholding(thresholding, cfg) : thresholdingFromConfig(cfg),
+        sampler: opts?.sampler ?? own.sampler,
         generator: gen,
         signal: o.signal,
         onStep: (s) =>
@@ -187,7 +198,7 @@ export async function generateImages(
       { height: hi, width: hi },
       {
         ...common,
-        noiseLevel: o.sr?.noiseLevel ?? IF_DEFAULTS.sr.noiseLevel,
+        noiseLevel: o.sr?.noiseLevel ?? sr.defaults?.noiseLevel ?? IF_DEFAULTS.sr.noiseLevel,
         imageNoisingSchedule: sr.imageNoisingSchedule!,
       },
     ),

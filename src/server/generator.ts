@@ -6,7 +6,7 @@ import type { Runtime } from '../engine/runtime.js';
 import { tensorToImages } from '../io/image.js';
 import type { T5TextEncoder } from '../models/t5/t5_encoder.js';
 import type { ProgressEvent } from '../pipelines/events.js';
-import { generateImages, } from '../pipelines/text_to_image.js';
+import { generateImages } from '../pipelines/text_to_image.js';
 import { encodePng } from '../platform/node/image.js';
 import {
   type LoadedPipeline,

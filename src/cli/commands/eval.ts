@@ -16,12 +16,13 @@ import {
   shuffleCaptions,
 } from '../../eval/evaluate.js';
 import { tensorToImages } from '../../io/image.js';
-import { generateImages, } from '../../pipelines/text_to_image.js';
+import { generateImages } from '../../pipelines/text_to_image.js';
 import { atomicWriteFile } from '../../platform/node/files.js';
 import { encodePng, writePng } from '../../platform/node/image.js';
 import { createWordOcr } from '../../platform/node/ocr.js';
 import { loadPipelineFolder, openTextEncoder, stageModels } from '../../platform/node/pipeline_folder.js';
 import { createRuntime } from '../../platform/node/runtime.js';
+import { shippedModel } from '../../platform/node/shipped_model.js';
 import { loadDejaVu } from '../../platform/node/synth_render.js';
 import { usageError } from '../errors.js';
 import { logger, ProgressBar } from '../progress.js';
@@ -43,7 +44,7 @@ interface EvalFlags {
   srSteps?: string;
   guidance?: string;
   threshold?: string;
-  sampler: string;
+  sampler?: string;
   batch: string;
   fp16: boolean;
   quiet: boolean;
@@ -80,7 +81,8 @@ async function generateForItems(
   if (f.threshold && !['dynamic', 'static', 'none'].includes(f.threshold)) {
     throw usageError(`--threshold must be dynamic, static or none, got "${f.threshold}"`);
   }
-  if (f.sampler !== 'ddpm' && f.sampler !== 'ddim') throw usageError('--sampler must be ddpm or ddim');
+  if (f.sampler !== undefined && f.sampler !== 'ddpm' && f.sampler !== 'ddim')
+    throw usageError('--sampler must be ddpm or ddim');
   const steps = f.steps === undefined ? undefined : intFlag(f.steps, '--steps', 1, 1000);
   const srSteps = f.srSteps === undefined ? undefined : intFlag(f.srSteps, '--sr-steps', 1, 1000);
   const guidance = floatFlag(f.guidance, '--guidance', 0, 100);
@@ -124,7 +126,7 @@ async function generateForItems(
       srSteps: srSteps ?? 'default',
       guidance: guidance ?? 'default',
       threshold: f.threshold ?? 'scheduler config',
-      sampler: f.sampler,
+      sampler: f.sampler ?? 'model default',
       batch,
     },
   };
@@ -166,7 +168,7 @@ export function registerEval(program: Command): void {
         'REPORT/contact-sheet.png. --ground-truth instead scores the checker itself: on true renders (should be ' +
         '~100 %) and on the same renders paired with shuffled captions (should be near 0 %).',
     )
-    .option('--model <dir>', 'stage-I pipeline folder to evaluate')
+    .option('--model <dir>', 'stage-I pipeline folder to evaluate [default: the shipped model, both stages]')
     .option('--sr-model <dir>', 'super-resolution pipeline folder (stage II)')
     .option('--ground-truth', 'score the checker on true renders and on shuffled captions (no model)', false)
     .option('--split <name>', 'heldout | train: which compositions to prompt with', 'heldout')
@@ -185,7 +187,7 @@ export function registerEval(program: Command): void {
     .option('--sr-steps <n>', 'stage-II sampling steps')
     .option('--guidance <f>', 'stage-I classifier-free guidance scale')
     .option('--threshold <kind>', 'dynamic | static | none [default: the scheduler config]')
-    .option('--sampler <name>', 'ddpm | ddim', 'ddpm')
+    .option('--sampler <name>', "ddpm | ddim [default: ddpm, or the model's generation_config.json]")
     .option('--batch <n>', 'prompts generated together', '8')
     .option('--fp16', 'load *.fp16.safetensors weight variants', false)
     .option('--quiet', 'no progress output', false)
@@ -197,9 +199,16 @@ export function registerEval(program: Command): void {
         '  imagen eval --ground-truth --count 500 --size 256',
     )
     .action(async (f: EvalFlags) => {
-      if (!f.model && !f.groundTruth)
-        throw usageError('give --model DIR, or --ground-truth to score the checker itself');
       if (f.model && f.groundTruth) throw usageError('--model and --ground-truth exclude each other');
+      if (!f.model && !f.groundTruth) {
+        const shipped = shippedModel();
+        if (!shipped)
+          throw usageError(
+            'give --model DIR, or --ground-truth (this copy of imagen-ts has no shipped model)',
+          );
+        f.model = shipped.base;
+        f.srModel ??= shipped.sr;
+      }
       const split: Split = splitFlag(f.split);
       const count = intFlag(f.count, '--count', 1, 100_000);
       const seed = intFlag(f.seed, '--seed', 0, Number.MAX_SAFE_INTEGER);

@@ -15,12 +15,13 @@ import {
   isSdx4Folder,
   loadSdx4Folder,
 } from '../../platform/node/sdx4_folder.js';
+import { SHIPPED_MODEL_NAME, shippedModel } from '../../platform/node/shipped_model.js';
 import { usageError } from '../errors.js';
 import { logger, ProgressBar } from '../progress.js';
 import { loadPromptEmbeds } from './vary.js';
 
 interface GenerateFlags {
-  model: string;
+  model?: string;
   srModel?: string;
   sr3Model?: string;
   size?: string;
@@ -37,8 +38,8 @@ interface GenerateFlags {
   threshold?: string;
   numImages: string;
   negativePrompt: string;
-  noiseLevel: string;
-  sampler: string;
+  noiseLevel?: string;
+  sampler?: string;
   quiet: boolean;
   json: boolean;
   fp16: boolean;
@@ -82,13 +83,15 @@ export function registerGenerate(program: Command): void {
         'super-resolution stage (--sr-model). Sampling uses classifier-free guidance and dynamic thresholding.',
     )
     .argument('<prompt>', 'the text prompt')
-    .requiredOption(
+    .option(
       '--model <dir>',
-      'stage-I pipeline folder (model_index.json, unet/, scheduler/, text_encoder/, tokenizer/)',
+      'stage-I pipeline folder (model_index.json, unet/, scheduler/, text_encoder/, tokenizer/) ' +
+        `[default: the shipped model, ${SHIPPED_MODEL_NAME} (32×32 base + 256×256 stage II)]`,
     )
     .option(
       '--sr-model <dir>',
-      "super-resolution pipeline folder (stage II); reuses stage I's text embeddings",
+      "super-resolution pipeline folder (stage II); reuses stage I's text embeddings unless it has its own encoder " +
+        '[default with the shipped model: its stage II]',
     )
     .option(
       '--sr3-model <dir>',
@@ -118,8 +121,11 @@ export function registerGenerate(program: Command): void {
     .option('--threshold <kind>', 'dynamic | static | none [default: the scheduler config: dynamic for IF]')
     .option('--num-images <n>', 'images per prompt', '1')
     .option('--negative-prompt <text>', 'what to steer away from (the unconditional branch)', '')
-    .option('--noise-level <n>', 'stage-II noise-conditioning augmentation level 0..999', '250')
-    .option('--sampler <name>', 'ddpm | ddim', 'ddpm')
+    .option(
+      '--noise-level <n>',
+      "stage-II noise-conditioning augmentation level 0..999 [default: 250, or the model's]",
+    )
+    .option('--sampler <name>', "ddpm | ddim [default: ddpm, or the model's generation_config.json]")
     .option('--fp16', 'load *.fp16.safetensors weight variants', false)
     .option('--no-clean-caption', 'skip IF caption cleaning (lower-case + strip only)')
     .option(
@@ -132,7 +138,8 @@ export function registerGenerate(program: Command): void {
     .option('--json', 'print a JSON result on stdout', false)
     .addHelpText(
       'after',
-      '\nExamples:\n  imagen generate "a red circle to the left of a blue square" --model my-model --out x.png\n' +
+      '\nExamples:\n  imagen generate "a red circle to the left of a blue square" --out x.png     # the shipped model\n' +
+        '  imagen generate "a red circle" --model my-model --out x.png\n' +
         '  imagen generate "a green sign that says HELLO" --model IF-I-XL-v1.0 --sr-model IF-II-L-v1.0 --steps smart50\n' +
         '  imagen generate "a red fox" --model IF-I-XL-v1.0 --sr-model IF-II-L-v1.0 --sr3-model stable-diffusion-x4-upscaler --size 1024',
     )
@@ -147,10 +154,23 @@ export function registerGenerate(program: Command): void {
       if (f.threshold && !['dynamic', 'static', 'none'].includes(f.threshold)) {
         throw usageError(`--threshold must be dynamic, static or none, got "${f.threshold}"`);
       }
-      if (f.sampler !== 'ddpm' && f.sampler !== 'ddim') throw usageError(`--sampler must be ddpm or ddim`);
-      const noiseLevel = parseNumber(f.noiseLevel, '--noise-level', 0, 999)!;
-      if (!Number.isInteger(noiseLevel)) throw usageError('--noise-level must be an integer');
+      if (f.sampler !== undefined && f.sampler !== 'ddpm' && f.sampler !== 'ddim')
+        throw usageError(`--sampler must be ddpm or ddim`);
+      const noiseLevel = parseNumber(f.noiseLevel, '--noise-level', 0, 999);
+      if (noiseLevel !== undefined && !Number.isInteger(noiseLevel))
+        throw usageError('--noise-level must be an integer');
       const variant = f.fp16 ? { variant: 'fp16' as const } : {};
+      if (!f.model) {
+        const shipped = shippedModel();
+        if (!shipped) {
+          throw new ImagenError(
+            'NOT_FOUND',
+            `no --model given and this copy of imagen-ts has no shipped model (models/${SHIPPED_MODEL_NAME}); pass --model DIR`,
+          );
+        }
+        f.model = shipped.base;
+        f.srModel ??= shipped.sr;
+      }
 
       const base = await loadPipelineFolder(f.model, variant);
       if (base.stage !== 'base') {

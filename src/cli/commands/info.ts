@@ -1,8 +1,10 @@
+import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { availableParallelism, cpus, totalmem } from 'node:os';
 import type { Command } from 'commander';
 import { shapeStr } from '../../engine/ndarray.js';
 import { openSafetensors } from '../../platform/node/files.js';
+import { shippedModel } from '../../platform/node/shipped_model.js';
 import { VERSION } from '../version.js';
 
 function ortVersion(): string {
@@ -16,7 +18,9 @@ function ortVersion(): string {
 export function registerInfo(program: Command): void {
   program
     .command('info')
-    .description('Print the versions, the machine, and (given a .safetensors file) the tensors it holds.')
+    .description(
+      "Print the versions, the machine and the shipped model's card; given a .safetensors file, the tensors it holds.",
+    )
     .argument('[file]', 'a .safetensors file to list')
     .option('--json', 'machine-readable output', false)
     .addHelpText(
@@ -24,6 +28,8 @@ export function registerInfo(program: Command): void {
       '\nExamples:\n  imagen info\n  imagen info unet/diffusion_pytorch_model.safetensors --json',
     )
     .action(async (file: string | undefined, opts: { json: boolean }) => {
+      const shipped = shippedModel();
+      const card = shipped && !file ? await readFile(shipped.card, 'utf8').catch(() => undefined) : undefined;
       const info: Record<string, unknown> = {
         imagen_ts: VERSION,
         onnxruntime_node: ortVersion(),
@@ -31,6 +37,7 @@ export function registerInfo(program: Command): void {
         cpu: cpus()[0]?.model ?? 'unknown',
         cores: availableParallelism(),
         memory_gib: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+        shipped_model: shipped ? shipped.root : 'none in this copy',
       };
       if (file) {
         const st = await openSafetensors(file);
@@ -47,17 +54,19 @@ export function registerInfo(program: Command): void {
           await st.close();
         }
       }
+      if (card) info.model_card = card;
       if (opts.json) {
         process.stdout.write(`${JSON.stringify(info, null, 2)}\n`);
         return;
       }
       for (const [k, v] of Object.entries(info)) {
-        if (k === 'tensors' || k === 'metadata') continue;
+        if (k === 'tensors' || k === 'metadata' || k === 'model_card') continue;
         process.stdout.write(`${k.padEnd(18)}${v}\n`);
       }
       for (const t of (info.tensors as { name: string; dtype: string; shape: number[] }[] | undefined) ??
         []) {
         process.stdout.write(`  ${t.name}  ${t.dtype}  ${shapeStr(t.shape)}\n`);
       }
+      if (card) process.stdout.write(`\n${card.trimEnd()}\n`);
     });
 }

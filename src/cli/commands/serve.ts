@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { ImagenError } from '../../engine/errors.js';
+import { SHIPPED_MODEL_NAME, shippedModel } from '../../platform/node/shipped_model.js';
 import { buildApp } from '../../server/app.js';
 import { type Generator, PipelineGenerator } from '../../server/generator.js';
 import { InProcessQueue } from '../../server/memory_queue.js';
@@ -19,9 +20,11 @@ interface ServeFlags {
   quiet: boolean;
 }
 
-/** The shipped default model; none is shipped yet, so --model is required (see the error below). */
-export function defaultModelDir(): string | undefined {
-  return undefined;
+/** --model / --sr-model, defaulting to the shipped model's two stages. */
+export function modelFolders(f: { model?: string; srModel?: string }): { model?: string; srModel?: string } {
+  if (f.model) return { model: f.model, srModel: f.srModel };
+  const shipped = shippedModel();
+  return shipped ? { model: shipped.base, srModel: f.srModel ?? shipped.sr } : { srModel: f.srModel };
 }
 
 export function parseIntFlag(v: string, flag: string, min: number, max: number): number {
@@ -53,7 +56,7 @@ export function registerServe(program: Command): void {
     )
     .option('--host <addr>', 'address to bind (0.0.0.0 exposes the server to the network)', '127.0.0.1')
     .option('--port <n>', 'TCP port (0: any free port)', '7860')
-    .option('--model <dir>', 'stage-I pipeline folder (required until a default model ships)')
+    .option('--model <dir>', `stage-I pipeline folder [default: the shipped model, ${SHIPPED_MODEL_NAME}]`)
     .option('--sr-model <dir>', 'super-resolution pipeline folder (stage II)')
     .option(
       '--redis <url>',
@@ -75,19 +78,22 @@ export function registerServe(program: Command): void {
       const say = logger(f.quiet);
       const port = parseIntFlag(f.port, '--port', 0, 65535);
       const queueSize = parseIntFlag(f.queueSize, '--queue-size', 1, 100_000);
-      const model = f.model ?? defaultModelDir();
+      // With --redis and no --model this process only queues (workers generate); otherwise it
+      // serves the given model, or the shipped one.
+      const { model, srModel } =
+        f.redis && !f.model ? { model: undefined, srModel: undefined } : modelFolders(f);
       if (!model && !f.redis)
         throw new ImagenError(
-          'BAD_INPUT',
-          'no model: pass --model DIR (a stage-I pipeline folder, e.g. one written by `imagen train`); no default model is shipped yet',
+          'NOT_FOUND',
+          `no model: pass --model DIR (a stage-I pipeline folder, e.g. one written by \`imagen train\`); this copy of imagen-ts has no shipped model (models/${SHIPPED_MODEL_NAME})`,
         );
       if (f.results && !f.redis)
         throw usageError('--results needs --redis (in-process results stay in memory)');
 
       let generator: Generator | undefined;
       if (model) {
-        say(`loading ${model}${f.srModel ? ` + ${f.srModel}` : ''} …`);
-        generator = await PipelineGenerator.load(model, { srModel: f.srModel });
+        say(`loading ${model}${srModel ? ` + ${srModel}` : ''} …`);
+        generator = await PipelineGenerator.load(model, { srModel });
       }
       let queue: JobQueue;
       let worker: Awaited<ReturnType<typeof startWorker>> | undefined;

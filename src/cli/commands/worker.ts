@@ -3,7 +3,7 @@ import { ImagenError } from '../../engine/errors.js';
 import { PipelineGenerator } from '../../server/generator.js';
 import { startWorker } from '../../server/redis_queue.js';
 import { logger } from '../progress.js';
-import { defaultModelDir, parseIntFlag, untilSignal } from './serve.js';
+import { modelFolders, parseIntFlag, untilSignal } from './serve.js';
 
 interface WorkerFlags {
   redis: string;
@@ -23,7 +23,7 @@ export function registerWorker(program: Command): void {
         'Start any number, on this or other machines; all must load the same model.',
     )
     .requiredOption('--redis <url>', 'Redis URL, e.g. redis://10.0.0.5:6379')
-    .option('--model <dir>', 'stage-I pipeline folder (required until a default model ships)')
+    .option('--model <dir>', 'stage-I pipeline folder [default: the shipped model]')
     .option('--sr-model <dir>', 'super-resolution pipeline folder (stage II)')
     .option('--results <dir>', 'write result PNGs to this folder shared with the servers [default: in Redis]')
     .option('--name <name>', 'worker name shown in jobs [default: host:pid]')
@@ -37,13 +37,13 @@ export function registerWorker(program: Command): void {
     .action(async (f: WorkerFlags) => {
       const say = logger(f.quiet);
       const lockDurationMs = parseIntFlag(f.lockDuration, '--lock-duration', 1000, 3_600_000);
-      const model = f.model ?? defaultModelDir();
+      const { model, srModel } = modelFolders(f);
       if (!model)
         throw new ImagenError(
-          'BAD_INPUT',
-          'no model: pass --model DIR (a stage-I pipeline folder); no default model is shipped yet',
+          'NOT_FOUND',
+          'no model: pass --model DIR (a stage-I pipeline folder); this copy of imagen-ts has no shipped model',
         );
-      const generator = await PipelineGenerator.load(model, { srModel: f.srModel });
+      const generator = await PipelineGenerator.load(model, { srModel });
       const worker = await startWorker(f.redis, generator, {
         name: f.name,
         resultsDir: f.results,

@@ -8,7 +8,7 @@ import { t5EncoderFloat32Bytes } from '../../models/t5/config.js';
 import { InMemoryT5Encoder, type T5Encoder, type T5TextEncoder } from '../../models/t5/t5_encoder.js';
 import type { UNetConfig } from '../../models/unet/config.js';
 import type { UNet2DConditionModel } from '../../models/unet/unet.js';
-import type { StageModels } from '../../pipelines/text_to_image.js';
+import type { StageDefaults, StageModels } from '../../pipelines/text_to_image.js';
 import type { TextTokenizer } from '../../text/tokenizer.js';
 import { isDirectory, readJson } from './config.js';
 import { atomicWriteFile, writeSafetensors } from './files.js';
@@ -147,6 +147,44 @@ export interface LoadedPipeline {
   imageNoisingSchedule?: Schedule;
   /** Optional components present in the folder that imagen-ts does not apply (told to the user). */
   notApplied: string[];
+  /** generation_config.json: the folder's own sampling defaults. */
+  defaults?: StageDefaults;
+}
+
+const GENERATION_KEYS: Record<string, keyof StageDefaults> = {
+  num_inference_steps: 'steps',
+  guidance_scale: 'guidanceScale',
+  sampler: 'sampler',
+  thresholding: 'thresholding',
+  noise_level: 'noiseLevel',
+};
+
+/**
+ * `generation_config.json` (as transformers' file of that name): sampling defaults tuned for this
+ * model, e.g. a small model that needs far fewer steps than IF's 100.
+ */
+export function parseGenerationConfig(json: unknown, source: string): StageDefaults {
+  const fail = (m: string): never => {
+    throw new ImagenError('CONFIG_INVALID', `${source}: ${m}`);
+  };
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) return fail('expected a JSON object');
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(json)) {
+    if (k.startsWith('_') || k === 'comment') continue;
+    const field = GENERATION_KEYS[k];
+    if (!field) fail(`unknown key "${k}" (known: ${Object.keys(GENERATION_KEYS).join(', ')})`);
+    const ok =
+      field === 'steps'
+        ? (Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 1000) || typeof v === 'string'
+        : field === 'sampler'
+          ? v === 'ddpm' || v === 'ddim'
+          : field === 'thresholding'
+            ? v === 'dynamic' || v === 'static' || v === 'none'
+            : typeof v === 'number' && Number.isFinite(v) && v >= 0;
+    if (!ok) fail(`bad value for ${k}: ${JSON.stringify(v)}`);
+    out[field!] = v;
+  }
+  return out as StageDefaults;
 }
 
 const OPTIONAL = ['safety_checker', 'feature_extractor', 'watermarker'];
@@ -184,6 +222,10 @@ export async function loadPipelineFolder(
     notApplied: OPTIONAL.filter((k) => listed(k) && present.has(k)),
     maxTextLength: 77,
   };
+  if (present.has('generation_config.json')) {
+    const file = join(dir, 'generation_config.json');
+    loaded.defaults = parseGenerationConfig(await readJson(file), file);
+  }
   if (present.has('text_encoder')) {
     const teDir = join(dir, 'text_encoder');
     loaded.textEncoderDir = teDir;
@@ -223,7 +265,12 @@ export async function openTextEncoder(p: LoadedPipeline, rt: Runtime): Promise<T
  * the embeddings it was trained on; IF's stage II (no encoder, or T5-XXL) reuses stage I's.
  */
 export function stageModels(p: LoadedPipeline, rt?: Runtime): StageModels {
-  const s: StageModels = { unet: p.unet, schedule: p.schedule, imageNoisingSchedule: p.imageNoisingSchedule };
+  const s: StageModels = {
+    unet: p.unet,
+    schedule: p.schedule,
+    imageNoisingSchedule: p.imageNoisingSchedule,
+    defaults: p.defaults,
+  };
   if (rt && p.stage === 'sr' && p.textEncoder && p.tokenizer) {
     s.text = {
       encoder: new InMemoryT5Encoder(p.textEncoder, rt),

@@ -1,0 +1,58 @@
+/**
+ * Text → 256×256 image with the shipped model and its default settings, as `imagen generate`
+ * runs it: cold (load both stages + compile sessions + sample) and warm (sessions cached).
+ */
+import { encodePrompts } from '../src/models/t5/t5_encoder.js';
+import { generateImages } from '../src/pipelines/text_to_image.js';
+import { loadPipelineFolder, openTextEncoder, stageModels } from '../src/platform/node/pipeline_folder.js';
+import { createRuntime } from '../src/platform/node/runtime.js';
+import { shippedModel } from '../src/platform/node/shipped_model.js';
+
+export interface GenerateBench {
+  generate_256_cold_ms: number;
+  generate_256_ms: number;
+  base_steps: string;
+  sr_steps: string;
+}
+
+export async function benchGenerate(
+  threads: number,
+  repeats: number,
+): Promise<GenerateBench | { error: string }> {
+  const shipped = shippedModel();
+  if (!shipped) return { error: 'no shipped model in this copy (models/imagen-ts-shapes)' };
+  const prompt = 'a red circle to the left of a blue square';
+  const rt = createRuntime({ threads });
+  const t0 = performance.now();
+  const base = await loadPipelineFolder(shipped.base);
+  const sr = await loadPipelineFolder(shipped.sr);
+  const baseStage = stageModels(base);
+  const srStage = stageModels(sr, rt);
+  const encoder = (await openTextEncoder(base, rt))!;
+  const once = async (seed: number) => {
+    const e = await encodePrompts(encoder, base.tokenizer!, [prompt], { maxLength: base.maxTextLength });
+    const r = await generateImages(rt, undefined, baseStage, srStage, {
+      prompt,
+      seed,
+      embeddings: { promptEmbeds: e.promptEmbeds, negativePromptEmbeds: e.negativePromptEmbeds },
+    });
+    if (r.sr?.shape[2] !== 256) throw new Error(`expected a 256×256 output, got ${r.sr?.shape}`);
+  };
+  await once(0);
+  const cold = performance.now() - t0;
+  const warm: number[] = [];
+  for (let i = 0; i < repeats; i++) {
+    const t = performance.now();
+    await once(i + 1);
+    warm.push(performance.now() - t);
+  }
+  await encoder.release();
+  await srStage.text?.encoder.release();
+  warm.sort((a, b) => a - b);
+  return {
+    generate_256_cold_ms: Math.round(cold),
+    generate_256_ms: Math.round(warm[Math.floor(warm.length / 2)]!),
+    base_steps: String(base.defaults?.steps ?? 'IF default'),
+    sr_steps: String(sr.defaults?.steps ?? 'IF default'),
+  };
+}

@@ -1,0 +1,65 @@
+/**
+ * Copy trained pipeline folders into the package's shipped model: configs as they are, weights
+ * (the EMA copies `imagen train` saves) stored as float16 — the runtime widens them to float32
+ * inside the graph — plus the sampling defaults of generation_config.json. Training state
+ * (checkpoint/, loss.jsonl) stays behind.
+ *
+ *   npx tsx training/export_shipped.ts --base RUN/base --sr RUN/sr --out models/imagen-ts-shapes
+ */
+import { cp, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { openSafetensors, writeSafetensors } from '../src/platform/node/files.js';
+import type { NDArray } from '../src/engine/ndarray.js';
+
+const { values } = parseArgs({
+  options: { base: { type: 'string' }, sr: { type: 'string' }, out: { type: 'string' } },
+});
+if (!values.base || !values.sr || !values.out) {
+  console.error('usage: export_shipped.ts --base DIR --sr DIR --out DIR');
+  process.exit(2);
+}
+
+/** Sampling defaults chosen by the thresholding/steps measurements in training/README.md. */
+const GENERATION = {
+  base: { num_inference_steps: 50, guidance_scale: 5, sampler: 'ddim', thresholding: 'dynamic' },
+  sr: { num_inference_steps: 20, guidance_scale: 1, sampler: 'ddim', thresholding: 'dynamic', noise_level: 100 },
+};
+
+async function exportStage(src: string, dst: string, gen: Record<string, unknown>): Promise<void> {
+  await mkdir(dst, { recursive: true });
+  for (const entry of await readdir(src, { withFileTypes: true })) {
+    if (entry.name === 'checkpoint' || entry.name.startsWith('.') || entry.name === 'loss.jsonl') continue;
+    if (!entry.isDirectory()) {
+      await cp(join(src, entry.name), join(dst, entry.name));
+      continue;
+    }
+    await mkdir(join(dst, entry.name), { recursive: true });
+    for (const f of await readdir(join(src, entry.name))) {
+      const from = join(src, entry.name, f);
+      if (!f.endsWith('.safetensors')) {
+        await cp(from, join(dst, entry.name, f));
+        continue;
+      }
+      const st = await openSafetensors(from);
+      const half: Record<string, NDArray> = {};
+      try {
+        for (const k of st.keys()) half[k] = (await st.get(k)).cast('float16');
+      } finally {
+        await st.close();
+      }
+      await writeSafetensors(join(dst, entry.name, f), half, { format: 'pt' });
+    }
+  }
+  await writeFile(join(dst, 'generation_config.json'), `${JSON.stringify(gen, null, 2)}\n`);
+}
+
+const tmp = `${values.out}.tmp`;
+await rm(tmp, { recursive: true, force: true });
+await exportStage(values.base, join(tmp, 'base'), GENERATION.base);
+await exportStage(values.sr, join(tmp, 'sr'), GENERATION.sr);
+// Keep the model card (written by hand from the eval reports) across re-exports.
+await cp(join(values.out, 'MODEL_CARD.md'), join(tmp, 'MODEL_CARD.md')).catch(() => {});
+await rm(values.out, { recursive: true, force: true });
+await rename(tmp, values.out);
+console.log(`exported to ${values.out}`);
