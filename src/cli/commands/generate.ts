@@ -18,6 +18,7 @@ import {
 import { SHIPPED_MODEL_NAME, shippedModel } from '../../platform/node/shipped_model.js';
 import { usageError } from '../errors.js';
 import { logger, ProgressBar } from '../progress.js';
+import { parseTiling, TILE_SIZE_HELP, TILED_HELP } from '../tiling.js';
 import { loadPromptEmbeds } from './vary.js';
 
 interface GenerateFlags {
@@ -29,6 +30,7 @@ interface GenerateFlags {
   sr3Guidance?: string;
   sr3NoiseLevel: string;
   tiled: boolean;
+  tileSize?: string;
   out: string;
   seed: string;
   steps?: string;
@@ -105,7 +107,8 @@ export function registerGenerate(program: Command): void {
     .option('--sr3-steps <n>', 'stage-III (x4 upscaler) DDIM steps [default: 75]')
     .option('--sr3-guidance <f>', 'stage-III guidance scale [default: 9]')
     .option('--sr3-noise-level <n>', 'stage-III noise augmentation level 0..350 (the IF docs use 100)', '100')
-    .option('--tiled', 'stage III: decode the latents in overlapping VAE tiles (bounded memory)', false)
+    .option('--tiled', `stage III: ${TILED_HELP}`, false)
+    .option('--tile-size <px>', `stage III: ${TILE_SIZE_HELP}`)
     .option('--out <file>', 'output PNG (several images: out-0.png, out-1.png, …)', 'out.png')
     .option('--seed <n>', 'random seed: the same seed gives the same image on the same machine', '0')
     .option(
@@ -210,6 +213,7 @@ export function registerGenerate(program: Command): void {
         throw usageError('--sr3-steps must be an integer');
       const sr3Guidance = parseNumber(f.sr3Guidance, '--sr3-guidance', 0, 100);
       const sr3NoiseLevel = parseNumber(f.sr3NoiseLevel, '--sr3-noise-level', 0, 350)!;
+      const sr3Tiled = parseTiling(f.tiled, f.tileSize);
       if (!Number.isInteger(sr3NoiseLevel)) throw usageError('--sr3-noise-level must be an integer');
       if (stages >= 3) {
         await checkSdx4Folder(f.sr3Model!);
@@ -307,7 +311,7 @@ export function registerGenerate(program: Command): void {
             ? {
                 sr3: {
                   load: async () => {
-                    const p = await loadSdx4Folder(f.sr3Model!, { runtime: rt, tiled: f.tiled, ...variant });
+                    const p = await loadSdx4Folder(f.sr3Model!, { runtime: rt, tiled: sr3Tiled, ...variant });
                     try {
                       const e = await encodeSdx4Prompts(p, [prompt], f.negativePrompt);
                       return { components: p.components, ...e, release: p.release };

@@ -15,6 +15,7 @@ import { loadT5Encoder, resolveTextEncoderDirs } from '../../platform/node/t5_lo
 import { loadTokenizer } from '../../platform/node/tokenizer_files.js';
 import { usageError } from '../errors.js';
 import { logger } from '../progress.js';
+import { parseTiling, TILE_SIZE_HELP, TILED_HELP } from '../tiling.js';
 import {
   addCommonOptions,
   type CommonFlags,
@@ -33,6 +34,7 @@ import {
 interface UpscaleFlags extends CommonFlags {
   model: string;
   tiled: boolean;
+  tileSize?: string;
   textEncoder?: string;
   steps?: string;
   guidance?: string;
@@ -76,11 +78,8 @@ export function registerUpscale(program: Command): void {
       'noise-conditioning augmentation level 0..999: higher hides more input artefacts',
       String(d.noiseLevel),
     )
-    .option(
-      '--tiled',
-      'SD x4 upscaler only: decode the latents in overlapping VAE tiles (bounded memory)',
-      false,
-    )
+    .option('--tiled', `SD x4 upscaler only: ${TILED_HELP}`, false)
+    .option('--tile-size <px>', `SD x4 upscaler only: ${TILE_SIZE_HELP}`)
     .option(
       '--low-res-size <px>',
       `the size the model lifts from [default: sample_size/${IF_SR_FACTOR}: 64 for IF-II]`,
@@ -97,6 +96,8 @@ export function registerUpscale(program: Command): void {
         await upscaleSdx4(imagePath, f, cmd.getOptionValueSource('noiseLevel') === 'default', c, say);
         return;
       }
+      if (f.tiled || f.tileSize !== undefined)
+        throw usageError('--tiled and --tile-size are for the SD x4 upscaler (a latent model)');
       const prompt = requirePrompt(f);
       const noiseLevel = parseNoiseLevel(f.noiseLevel);
       const steps = parseSteps(f.steps);
@@ -197,11 +198,12 @@ async function upscaleSdx4(
   const steps = parseNumber(f.steps, '--steps', 1, 1000) ?? SD_UPSCALE_DEFAULTS.steps;
   if (!Number.isInteger(steps)) throw usageError('--steps must be an integer for the SD x4 upscaler');
   const guidance = parseNumber(f.guidance, '--guidance', 0, 100) ?? SD_UPSCALE_DEFAULTS.guidanceScale;
+  const tiled = parseTiling(f.tiled, f.tileSize);
   const image = await readImage(imagePath);
   const rt = createRuntime({ device: c.device });
   const p = await loadSdx4Folder(f.model, {
     runtime: rt,
-    tiled: f.tiled,
+    tiled,
     ...(f.fp16 ? { variant: 'fp16' as const } : {}),
   });
   const bars = progressBars(f.quiet || f.json);

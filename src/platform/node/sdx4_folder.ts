@@ -13,6 +13,12 @@ import type { Runtime } from '../../engine/runtime.js';
 import { encodeClipPrompts, type InMemoryClipTextEncoder } from '../../models/clip/clip_text.js';
 import type { VaeRunner } from '../../models/vae/autoencoder_kl.js';
 import { type SdUpscaleComponents, upscaleVae } from '../../pipelines/sd_upscale.js';
+import {
+  checkUNetTileOptions,
+  TiledUNet,
+  type UNetTileOptions,
+  unetDownFactor,
+} from '../../pipelines/tiled_unet.js';
 import { InMemoryUNetRunner } from '../../pipelines/unet_runner.js';
 import type { TextTokenizer } from '../../text/tokenizer.js';
 import { loadClipTextEncoder, loadClipTokenizer } from './clip_loader.js';
@@ -56,8 +62,11 @@ export interface Sdx4Pipeline {
 export interface Sdx4LoadOptions {
   runtime: Runtime;
   variant?: 'fp16';
-  /** Decode with diffusers' overlapping VAE tiles (bounded memory for big outputs). */
-  tiled?: boolean;
+  /**
+   * Bounded memory for big outputs: denoise on overlapping UNet tiles (`true`: default tile size and
+   * overlap) and decode with diffusers' overlapping VAE tiles.
+   */
+  tiled?: boolean | UNetTileOptions;
 }
 
 async function schedule(dir: string): Promise<Schedule> {
@@ -90,6 +99,9 @@ export async function loadSdx4Folder(dir: string, options: Sdx4LoadOptions): Pro
       `${dir}/unet: in_channels is ${unet.config.in_channels}, an x4 upscaler UNet takes 7 (4 latent + 3 image)`,
     );
   }
+  const tiled = options.tiled ?? false;
+  // Bad tile settings fail here, before the VAE and text encoder take their time and memory.
+  if (tiled) checkUNetTileOptions(tiled === true ? {} : tiled, unetDownFactor({ unet }));
   const vae = await loadVae(join(dir, 'vae'), { ...variant, runtime: rt });
   const textEncoder = await loadClipTextEncoder(join(dir, 'text_encoder'), { ...variant, runtime: rt });
   const tokenizer = await loadClipTokenizer(join(dir, 'tokenizer'));
@@ -105,11 +117,11 @@ export async function loadSdx4Folder(dir: string, options: Sdx4LoadOptions): Pro
   const runner = new InMemoryUNetRunner(rt, unet);
   const maxNoiseLevel = typeof index.max_noise_level === 'number' ? index.max_noise_level : undefined;
   const components: SdUpscaleComponents = {
-    unet: runner,
+    unet: tiled ? new TiledUNet(runner, tiled === true ? {} : tiled) : runner,
     schedule: await schedule(join(dir, 'scheduler')),
     lowResSchedule: await schedule(join(dir, 'low_res_scheduler')),
     ...(maxNoiseLevel !== undefined ? { maxNoiseLevel } : {}),
-    ...upscaleVae(vae, { tiled: options.tiled ?? false }),
+    ...upscaleVae(vae, { tiled: tiled !== false }),
   };
   return {
     dir,

@@ -1,0 +1,113 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { main } from '../../src/cli/main.js';
+import { readImage, writePng } from '../../src/platform/node/image.js';
+import { buildTinyIfFolders, TINY_SR_SIZE, type TinyIfFolders, testPicture } from '../helpers/tiny_if.js';
+import { buildTinySdx4Folder, SDX4_FIXTURE, type TinySdx4Folder } from '../helpers/tiny_sdx4.js';
+
+let folder: TinySdx4Folder;
+let ifs: TinyIfFolders;
+let tmp: string;
+
+beforeAll(async () => {
+  folder = buildTinySdx4Folder()!;
+  ifs = await buildTinyIfFolders();
+  tmp = mkdtempSync(join(tmpdir(), 'sdx4-tiled-'));
+  await writePng(join(tmp, 'in.png'), testPicture(32, 24));
+});
+afterAll(() => {
+  folder?.cleanup();
+  ifs?.cleanup();
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
+
+async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stderr = '';
+  let stdout = '';
+  const e = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    stderr += String(chunk);
+    return true;
+  });
+  const o = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    stdout += String(chunk);
+    return true;
+  });
+  try {
+    const code = await main(['node', 'imagen', ...args]);
+    return { code, stdout, stderr };
+  } finally {
+    e.mockRestore();
+    o.mockRestore();
+  }
+}
+
+describe.skipIf(!SDX4_FIXTURE)('imagen upscale --model SD_X4_FOLDER --tiled --tile-size', () => {
+  const up = (out: string, ...extra: string[]) => [
+    'upscale',
+    join(tmp, 'in.png'),
+    '--model',
+    folder.dir,
+    '--prompt',
+    'a red square',
+    '--steps',
+    '2',
+    '--seed',
+    '1',
+    '--quiet',
+    '--out',
+    out,
+    ...extra,
+  ];
+
+  it('denoises in UNet tiles: 4× output, the same twice, different from the untiled run', async () => {
+    const files = ['t1.png', 't2.png', 'plain.png'].map((f) => join(tmp, f));
+    for (const [out, extra] of [
+      [files[0]!, ['--tile-size', '16']],
+      [files[1]!, ['--tile-size', '16']],
+      [files[2]!, []],
+    ] as const) {
+      const r = await run(up(out, ...extra));
+      expect(r.code, r.stderr).toBe(0);
+    }
+    const [a, b, plain] = await Promise.all(files.map((f) => readImage(f)));
+    expect([a!.width, a!.height]).toEqual([128, 96]);
+    expect(Buffer.from(a!.data).equals(Buffer.from(b!.data))).toBe(true);
+    expect(Buffer.from(a!.data).equals(Buffer.from(plain!.data))).toBe(false);
+  });
+
+  it('bad --tile-size values are usage errors (exit 2)', async () => {
+    for (const v of ['12', 'abc', '0']) {
+      const r = await run(up(join(tmp, 'x.png'), '--tiled', '--tile-size', v));
+      expect(r.code, v).toBe(2);
+      expect(r.stderr).toMatch(/--tile-size must be a multiple of 8/);
+    }
+  });
+
+  it('help of upscale and generate says --tiled tiles the UNet and the VAE', async () => {
+    for (const cmd of ['upscale', 'generate']) {
+      const r = await run([cmd, '--help']);
+      const help = r.stdout.replace(/\s+/g, ' ');
+      expect(help).toMatch(/--tiled .*overlapping UNet tiles and decode in overlapping VAE tiles/);
+      expect(help).toMatch(/--tile-size <px> .*UNet tile side in latent pixels/);
+    }
+  });
+
+  it('generate --size 1024 --tile-size runs stage III in UNet tiles; a bad size is exit 2', async () => {
+    const gen = (out: string, tileSize: string) => [
+      'generate',
+      'a red square',
+      ...['--model', ifs.base, '--sr-model', ifs.sr, '--sr3-model', folder.dir, '--size', '1024'],
+      ...['--steps', '2', '--sr-steps', '2', '--sr3-steps', '2', '--quiet', '--out', out],
+      ...['--tile-size', tileSize],
+    ];
+    const out = join(tmp, 'g.png');
+    let r = await run(gen(out, '16'));
+    expect(r.code, r.stderr).toBe(0);
+    expect((await readImage(out)).width).toBe(4 * TINY_SR_SIZE);
+    r = await run(gen(join(tmp, 'bad.png'), '20'));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--tile-size must be a multiple of 8/);
+  });
+});
