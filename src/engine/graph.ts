@@ -140,7 +140,8 @@ export class Trace {
         throw new ImagenError('BAD_INPUT', `${op.name}: mixes tensors from two different traces`);
       }
     }
-    if (this.decomposeComposites && op.decompose) return op.decompose(inputs, attrs);
+    // A composite with its own VJP stays one node (and one fused kernel) in training graphs too.
+    if (this.decomposeComposites && op.decompose && !op.vjp) return op.decompose(inputs, attrs);
     let info: { shape: number[]; dtype: DType };
     try {
       info = op.infer(inputs, attrs);

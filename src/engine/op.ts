@@ -14,7 +14,8 @@ export interface TypeInfo {
  *
  * Composite ops (norms, GELU, attention) also give `decompose`: training traces expand them
  * into primitives so the backward pass reuses the forward intermediates, while inference
- * traces keep the node and lower it to ONNX Runtime's fused kernel via `emit`.
+ * traces keep the node and lower it to ONNX Runtime's fused kernel via `emit`. A composite
+ * that also has `vjp` (GELU) stays fused in training traces: its backward needs only its input.
  */
 export interface OpDef<A = Record<string, unknown>> {
   readonly name: string;

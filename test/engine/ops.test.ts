@@ -384,6 +384,22 @@ const cases: Case[] = [
     engine: ([x]) => E.avgPool2d(x!, 2),
     ref: ([x]) => R.avgPool2d(x!, 2, 2),
   },
+  // Composites with their own VJP stay fused in training graphs, so their decompositions are
+  // traced here directly: forward vs the reference and autodiff through the primitives vs FD.
+  {
+    name: 'gelu decomposition (traced directly)',
+    inputs: [f([3, 4], -3, 3)],
+    engine: ([x]) => E.geluOp.decompose!([x!], {}),
+    ref: ([x]) => R.unary('gelu', x!),
+  },
+  {
+    name: 'groupNorm with a large mean (standardize VJP)',
+    inputs: [f([2, 4, 6], 4, 6), f([4], 0.5, 1.5), f([4])],
+    engine: ([x, w, b]) => E.groupNorm(x!, 2, w!, b!, 1e-5),
+    ref: ([x, w, b]) => R.groupNorm(x!, 2, w!, b!, 1e-5),
+    composite: true,
+    gradTol: 5e-3,
+  },
   // attention
   {
     name: 'attention with bias, S≠T',

@@ -1,9 +1,9 @@
 import type { Tensor } from '../graph.js';
 import { NDArray } from '../ndarray.js';
 import { defineOp } from '../op.js';
-import { add, erf, mul, rsqrt, sub, tanh } from './elementwise.js';
-import { matmul } from './linalg.js';
-import { permute, reduceMean, reduceSum, reshape } from './reduce_shape.js';
+import { add, erf, exp, mul, rsqrt, sub, sumTo, tanh } from './elementwise.js';
+import { matmul, matmulOp } from './linalg.js';
+import { permute, reduceMean, reduceSum, reshape, transpose } from './reduce_shape.js';
 import { normAxis, requireFloat } from './util.js';
 
 // ---------------------------------------------------------------- softmax
@@ -36,6 +36,14 @@ export const geluOp = defineOp({
   infer: ([x]) => ({ shape: [...x!.shape], dtype: x!.dtype }),
   emit: (e, [x]) => e.node('Gelu', [x!]),
   decompose: ([x]) => mul(mul(x!, 0.5), add(erf(mul(x!, SQRT1_2)), 1)),
+  // With this rule training graphs keep the one-pass Gelu kernel instead of the five elementwise
+  // passes of the decomposition. With u = x/√2: gelu'(x) = Φ(x) + x·φ(x)
+  // = ½·(1 + erf(u) + (2/√π)·u·e^{−u²}).
+  vjp: (dy, _y, [x]) => {
+    const u = mul(x!, SQRT1_2);
+    const bump = mul(mul(u, exp(mul(mul(u, u), -1))), 2 / Math.sqrt(Math.PI));
+    return [mul(dy, mul(add(add(erf(u), bump), 1), 0.5))];
+  },
 });
 
 /** GELU, exact erf form 0.5·x·(1 + erf(x/√2)) (torch nn.GELU(), diffusers act_fn "gelu"). */
@@ -60,12 +68,36 @@ function ones(like: Tensor, n: number): Tensor {
   return like.trace.constant(NDArray.f32([n], new Float32Array(n).fill(1)));
 }
 
+/**
+ * x̂ = xc · rstd, where xc = x − mean(x) and rstd = 1/√(var(x) + eps) over `axes` (inputs
+ * [x, xc, rstd]). The forward is one Mul. The backward is the closed form of the whole
+ * standardisation, dx = rstd·(g − mean(g) − x̂·mean(g·x̂)) with g = dx̂, a handful of passes
+ * over x instead of the dozen that differentiating mean → sub → var → rsqrt → mul step by step
+ * emits. It is the total derivative through xc and rstd, so those inputs get no gradient here
+ * (their own subgraphs' VJPs do not run for this use); x is an input only to receive dx.
+ * Only `standardize` builds this node, with exactly those xc and rstd.
+ */
+const standardizeApplyOp = defineOp<{ axes: number[] }>({
+  name: 'standardizeApply',
+  infer: ([x, xc, rstd]) => {
+    if (x!.shape.join() !== xc!.shape.join()) throw new Error('x and x − mean differ in shape');
+    if (rstd!.rank !== x!.rank) throw new Error('rstd must keep the reduced dims');
+    return { shape: [...x!.shape], dtype: x!.dtype };
+  },
+  emit: (e, [, xc, rstd]) => e.node('Mul', [xc!, rstd!]),
+  vjp: (g, xhat, [, , rstd], { axes }) => {
+    const m1 = reduceMean(g, axes, true);
+    const m2 = reduceMean(mul(g, xhat), axes, true);
+    return [mul(sub(sub(g, m1), mul(xhat, m2)), rstd!), null, null];
+  },
+});
+
 /** (x − mean) / sqrt(var + eps) over the given axes (biased variance, as torch). */
 function standardize(x: Tensor, axes: number[], eps: number): Tensor {
   const mu = reduceMean(x, axes, true);
   const xc = sub(x, mu);
-  const v = reduceMean(mul(xc, xc), axes, true);
-  return mul(xc, rsqrt(add(v, eps)));
+  const rstd = rsqrt(add(reduceMean(mul(xc, xc), axes, true), eps));
+  return x.trace.apply(standardizeApplyOp, [x, xc, rstd], { axes });
 }
 
 export const layerNormOp = defineOp<{ eps: number }>({
@@ -158,6 +190,32 @@ export function groupNorm(x: Tensor, groups: number, weight?: Tensor, bias?: Ten
 
 // ---------------------------------------------------------------- attention (composite)
 
+/**
+ * O = P·V where P = softmax(S) along the last axis, S being the first input. The forward is a
+ * plain MatMul of P and V; S is an input only so that the backward can hand dS straight to S.
+ * Softmax's own VJP needs rowsum(dP ⊙ P), a full pass (Mul + ReduceSum) over the [B,H,S,T]
+ * score tensor. Here that row sum equals rowsum(dO ⊙ O) (Σ_j P_ij (dO_i·V_j) = dO_i·O_i), a
+ * pass over the much smaller [B,H,S,D] output (the FlashAttention backward's D term), and P
+ * gets no gradient through this node, so the softmax VJP does not run for this use of P.
+ * Callers must pass P = softmax(S, -1); other consumers of P still differentiate normally.
+ */
+const attnApplyOp = defineOp({
+  name: 'attnApply',
+  infer: ([s, p, v]) => {
+    if (s!.shape.join() !== p!.shape.join()) throw new Error('scores and probabilities differ in shape');
+    return matmulOp.infer([p!, v!], {});
+  },
+  emit: (e, [, p, v]) => e.node('MatMul', [p!, v!]),
+  vjp: (dO, o, [s, p, v]) => {
+    const dv = sumTo(matmul(transpose(p!), dO), v!.shape);
+    const dp = matmul(dO, transpose(v!));
+    const d = reduceSum(mul(dO, o), [-1], true);
+    return [sumTo(mul(p!, sub(dp, d)), s!.shape), null, dv];
+  },
+});
+
+const attnApply = (s: Tensor, p: Tensor, v: Tensor) => s.trace.apply(attnApplyOp, [s, p, v], {});
+
 export interface AttentionOptions {
   numHeads: number;
   /** Multiplier of QKᵀ; default 1/√(head dim). T5 uses 1. */
@@ -200,7 +258,7 @@ export const attentionOp = defineOp<{ numHeads: number; scale: number; hasBias: 
     const kt = permute(heads(k!), [0, 1, 3, 2]);
     let scores = mul(matmul(qh, kt), scale);
     if (bias) scores = add(scores, bias);
-    const o = matmul(softmax(scores, -1), heads(v!));
+    const o = attnApply(scores, softmax(scores, -1), heads(v!));
     const [b, h, s, dv] = o.shape as [number, number, number, number];
     return reshape(permute(o, [0, 2, 1, 3]), [b, s, h * dv]);
   },
