@@ -2,7 +2,7 @@
  * Training a super-resolution stage the way the shipped cascade does: on random crops, with the
  * base model's text encoder frozen; and sampling it with that encoder's embeddings.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +12,7 @@ import { generateImages } from '../../src/pipelines/text_to_image.js';
 import { openSafetensors } from '../../src/platform/node/files.js';
 import { loadPipelineFolder, openTextEncoder, stageModels } from '../../src/platform/node/pipeline_folder.js';
 import { createRuntime } from '../../src/platform/node/runtime.js';
+import { loadTokenizer } from '../../src/platform/node/tokenizer_files.js';
 import { parseTrainConfig, tinyTrainConfig } from '../../src/train/config.js';
 import { writeShapesDataset } from '../helpers/shapes.js';
 
@@ -109,4 +110,35 @@ describe('super-resolution stage on crops with a frozen text encoder', () => {
     await baseEncoder.release();
     await spy.release();
   }, 120_000);
+
+  it('a config naming a tokenizer folder (relative to the config file) trains with it and ships it in the pipeline', async () => {
+    const dir = join(root, 'recipe');
+    await mkdir(join(dir, 'tok'), { recursive: true });
+    for (const f of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json'])
+      await copyFile(join(__dirname, '..', '..', 'training', 'word-tokenizer', f), join(dir, 'tok', f));
+    const cfg = tinyTrainConfig('base', 16);
+    const words = {
+      ...cfg,
+      tokenizer: { path: 'tok' },
+      text_encoder: { ...cfg.text_encoder, vocab_size: 137 },
+    };
+    await writeFile(join(dir, 'cfg.json'), JSON.stringify(words));
+    const out = join(root, 'words');
+    expect(
+      await train(['--out', out, '--config', join(dir, 'cfg.json'), '--steps', '2', '--batch', '2']),
+    ).toBe(0);
+    const p = await loadPipelineFolder(out);
+    expect(p.tokenizer!.vocabSize).toBe(137);
+    expect(p.tokenizer!.encode('a red circle')).toEqual(
+      (await loadTokenizer(join(dir, 'tok'))).encode('a red circle'),
+    );
+    // A vocabulary larger than the encoder's embedding table is refused before training.
+    await writeFile(
+      join(dir, 'small.json'),
+      JSON.stringify({ ...words, text_encoder: { ...cfg.text_encoder, vocab_size: 100 } }),
+    );
+    expect(
+      await train(['--out', join(root, 'bad'), '--config', join(dir, 'small.json'), '--steps', '1']),
+    ).not.toBe(0);
+  }, 60_000);
 });

@@ -1,9 +1,10 @@
+import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ImagenError } from '../../engine/errors.js';
 import { readJson } from '../../platform/node/config.js';
 import { createRuntime } from '../../platform/node/runtime.js';
 import { runTraining } from '../../platform/node/train_run.js';
-import { parseTrainConfig, tinyTrainConfig } from '../../train/config.js';
+import { parseTrainConfig, type TrainConfig, tinyTrainConfig } from '../../train/config.js';
 import { usageError } from '../errors.js';
 import { logger, ProgressBar } from '../progress.js';
 
@@ -29,6 +30,14 @@ function posInt(v: string | undefined, flag: string): number | undefined {
   const n = Number(v);
   if (!Number.isInteger(n) || n <= 0) throw usageError(`${flag} must be a positive integer, got "${v}"`);
   return n;
+}
+
+/** Paths inside a config file are relative to the file, so a committed recipe runs from anywhere. */
+function resolveConfigPaths(cfg: TrainConfig, dir: string): TrainConfig {
+  const out = { ...cfg };
+  if (!('type' in cfg.tokenizer)) out.tokenizer = { path: resolve(dir, cfg.tokenizer.path) };
+  if (cfg.text_encoder_from) out.text_encoder_from = resolve(dir, cfg.text_encoder_from);
+  return out;
 }
 
 export function registerTrain(program: Command): void {
@@ -71,7 +80,7 @@ export function registerTrain(program: Command): void {
         throw usageError(`--stage must be base or sr, got "${f.stage}"`);
       const say = logger(f.quiet);
       const config = f.config
-        ? parseTrainConfig(await readJson(f.config), f.config)
+        ? resolveConfigPaths(parseTrainConfig(await readJson(f.config), f.config), dirname(f.config))
         : tinyTrainConfig(
             f.stage,
             posInt(f.resolution, '--resolution') ?? (f.stage === 'base' ? 32 : 64),

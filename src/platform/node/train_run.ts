@@ -1,4 +1,4 @@
-import { appendFile, mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { appendFile, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Generator } from '../../diffusion/noise.js';
 import { makeSchedule, parseSchedulerConfig } from '../../diffusion/schedule.js';
@@ -11,6 +11,7 @@ import { ByT5Tokenizer } from '../../text/byt5.js';
 import type { TextTokenizer } from '../../text/tokenizer.js';
 import { hyperparameters, type TrainConfig } from '../../train/config.js';
 import { DataOrder } from '../../train/data_order.js';
+import { EMA_STEP_KEY } from '../../train/ema.js';
 import { DiffusionTrainer, type StepStats, type TrainHyperparameters } from '../../train/trainer.js';
 import { readJson } from './config.js';
 import { ImageDataset } from './dataset.js';
@@ -138,6 +139,78 @@ async function truncateLog(path: string, step: number): Promise<void> {
   await atomicWriteFile(path, lines.map((l) => `${l}\n`).join(''));
 }
 
+/** The files of a tokenizer folder, copied into the pipeline so that it loads on its own. */
+async function tokenizerFiles(dir: string): Promise<Record<string, Uint8Array>> {
+  const out: Record<string, Uint8Array> = {};
+  for (const name of await readdir(dir)) {
+    if (['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'spiece.model'].includes(name))
+      out[name] = new Uint8Array(await readFile(join(dir, name)));
+  }
+  return out;
+}
+
+/** The pipeline folder of a training run: the EMA weights where tracked, current values elsewhere. */
+async function writeTrainedPipeline(
+  dir: string,
+  cfg: TrainConfig,
+  maxTextLength: number,
+  unet: UNet2DConditionModel,
+  textEncoder: T5Encoder,
+  weights: Map<string, NDArray>,
+): Promise<void> {
+  await savePipelineFolder(dir, {
+    stage: cfg.stage,
+    unet,
+    weights,
+    textEncoder: { module: textEncoder, configJson: cfg.text_encoder },
+    tokenizer:
+      'type' in cfg.tokenizer
+        ? { type: 'byt5', maxLength: maxTextLength }
+        : { files: await tokenizerFiles(cfg.tokenizer.path) },
+    scheduler: cfg.scheduler,
+    imageNoisingScheduler: cfg.image_noising_scheduler,
+  });
+}
+
+/**
+ * Write the pipeline folder of `runDir`'s latest checkpoint to `dest` while the run goes on (for
+ * evaluating a learning curve). The checkpoint is read file by file; a checkpoint promoted in the
+ * middle is detected by its step and the read retried.
+ */
+export async function exportCheckpoint(runDir: string, dest: string): Promise<{ step: number }> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    try {
+      const dir = await findCheckpoint(runDir);
+      if (!dir) throw new ImagenError('NOT_FOUND', `${runDir}: no checkpoint`);
+      const state = (await readJson(join(dir, 'state.json'))) as { step: number; config: TrainConfig };
+      const model = await loadAll(join(dir, 'model.safetensors'));
+      const ema = await loadAll(join(dir, 'ema.safetensors'));
+      const after = (await readJson(join(dir, 'state.json'))) as { step: number };
+      if (after.step !== state.step)
+        throw new ImagenError('FILE_INVALID', 'checkpoint replaced while reading');
+      const cfg = state.config;
+      const unet = new UNet2DConditionModel(cfg.unet);
+      const textEncoder = new T5Encoder(cfg.text_encoder);
+      for (const p of [...unet.parameters(), ...textEncoder.parameters()]) {
+        const v = model[p.name];
+        if (!v) throw new ImagenError('WEIGHTS_MISMATCH', `checkpoint lacks ${p.name}`);
+        p.set(v);
+      }
+      const weights = new Map<string, NDArray>();
+      for (const [k, v] of Object.entries(ema)) if (k !== EMA_STEP_KEY) weights.set(k, v);
+      const hp = hyperparameters(cfg);
+      await writeTrainedPipeline(dest, cfg, hp.maxTextLength, unet, textEncoder, weights);
+      return { step: state.step };
+    } catch (e) {
+      // A promotion renames folders under our feet: files vanish (ENOENT) or change; try again.
+      if (e instanceof ImagenError && e.code !== 'NOT_FOUND' && e.code !== 'FILE_INVALID') throw e;
+      if (attempt === 4) throw e;
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+  }
+  throw new ImagenError('NOT_FOUND', `${runDir}: no readable checkpoint`);
+}
+
 /** The trained text encoder of `cfg.text_encoder_from`, checked against the config's tokenizer. */
 async function loadFrozenEncoder(
   cfg: TrainConfig,
@@ -240,15 +313,7 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
     const ema = new Map<string, NDArray>();
     for (const p of trainer.ema.params)
       ema.set(p.name, new NDArray('float32', p.shape, trainer.ema.shadow(p)));
-    await savePipelineFolder(o.outDir, {
-      stage: cfg.stage,
-      unet,
-      weights: ema,
-      textEncoder: { module: textEncoder, configJson: cfg.text_encoder },
-      tokenizer: 'type' in cfg.tokenizer ? { type: 'byt5', maxLength: hp.maxTextLength } : undefined,
-      scheduler: cfg.scheduler,
-      imageNoisingScheduler: cfg.image_noising_scheduler,
-    });
+    await writeTrainedPipeline(o.outDir, cfg, hp.maxTextLength, unet, textEncoder, ema);
   };
   const every = o.checkpointEvery ?? 500;
   let lastLoss: number | undefined;
