@@ -65,6 +65,11 @@ export interface GenerateOptions {
    * with its CLIP encoder (one row per prompt).
    */
   sr3?: Stage3Request;
+  /**
+   * Stage III as Imagen has it: a third text-conditioned super-resolution UNet of the IF family
+   * (e.g. one trained with `imagen train --stage sr` on 256 → 1024 crops), instead of `sr3`.
+   */
+  sr3Stage?: { models: StageModels; options?: StageOptions & { noiseLevel?: number } };
   /** Precomputed embeddings (`imagen encode`), instead of running the text encoder. */
   embeddings?: TextConditioning;
   onProgress?: (e: ProgressEvent) => void | Promise<void>;
@@ -182,27 +187,44 @@ export async function generateImages(
     textToImage(runner, cond!, { height: size, width: size }, common),
   );
   if (!sr) {
-    if (o.sr3) throw new ImagenError('BAD_INPUT', 'stage III (the x4 upscaler) needs a stage-II model');
+    if (o.sr3 || o.sr3Stage) throw new ImagenError('BAD_INPUT', 'stage III needs a stage-II model');
     return { base: baseOut };
   }
-  if (!sr.imageNoisingSchedule)
-    throw new ImagenError('CONFIG_INVALID', 'the super-resolution model has no image noising scheduler');
-  const hi = sr.unet.config.sample_size;
-  const srCond = sr.text ? perImage(await encode(sr.text)) : cond;
-  const srOut = await runStage('stage II', sr, o.sr, IF_DEFAULTS.sr, (runner, common) =>
-    superResolution(
-      rt,
-      runner,
-      srCond,
-      baseOut,
-      { height: hi, width: hi },
-      {
-        ...common,
-        noiseLevel: o.sr?.noiseLevel ?? sr.defaults?.noiseLevel ?? IF_DEFAULTS.sr.noiseLevel,
-        imageNoisingSchedule: sr.imageNoisingSchedule!,
-      },
-    ),
-  );
+  const runSr = async (
+    name: string,
+    models: StageModels,
+    lowRes: NDArray,
+    opts: (StageOptions & { noiseLevel?: number }) | undefined,
+  ): Promise<NDArray> => {
+    if (!models.imageNoisingSchedule)
+      throw new ImagenError('CONFIG_INVALID', `the ${name} model has no image noising scheduler`);
+    const hi = models.unet.config.sample_size;
+    const c = models.text ? perImage(await encode(models.text)) : cond!;
+    return runStage(name, models, opts, IF_DEFAULTS.sr, (runner, common) =>
+      superResolution(
+        rt,
+        runner,
+        c,
+        lowRes,
+        { height: hi, width: hi },
+        {
+          ...common,
+          noiseLevel: opts?.noiseLevel ?? models.defaults?.noiseLevel ?? IF_DEFAULTS.sr.noiseLevel,
+          imageNoisingSchedule: models.imageNoisingSchedule!,
+        },
+      ),
+    );
+  };
+  const srOut = await runSr('stage II', sr, baseOut, o.sr);
+  if (o.sr3Stage) {
+    if (o.sr3)
+      throw new ImagenError('BAD_INPUT', 'give one stage III: an SD x4 upscaler or an IF-style SR UNet');
+    return {
+      base: baseOut,
+      sr: srOut,
+      sr3: await runSr('stage III', o.sr3Stage.models, srOut, o.sr3Stage.options),
+    };
+  }
   if (!o.sr3) return { base: baseOut, sr: srOut };
   const s3 = await o.sr3.load();
   try {

@@ -25,6 +25,8 @@ export interface TinyIfFolders {
   sr: string;
   /** Stage II with its own text_encoder/ + tokenizer/ (what `imagen upscale` can use alone). */
   srWithText: string;
+  /** An Imagen-style third stage: an IF super-resolution UNet 32 → 64 (`--sr3-model`). */
+  sr3: string;
   cleanup(): void;
 }
 
@@ -89,7 +91,18 @@ export async function buildTinyIfFolders(): Promise<TinyIfFolders> {
     scheduler: ifSchedulerConfig(1.0),
     imageNoisingScheduler: noising,
   });
-  return { root, base, sr, srWithText, cleanup: () => rmSync(root, { recursive: true, force: true }) };
+  const sr3UNet = new UNet2DConditionModel(
+    tinyUNetConfig({ stage: 'sr', size: 2 * TINY_SR_SIZE, channels: [32, 32], textDim }),
+  ).initialize(4);
+  perturb(sr3UNet, 13);
+  const sr3 = join(root, 'if-iii');
+  await savePipelineFolder(sr3, {
+    stage: 'sr',
+    unet: sr3UNet,
+    scheduler: ifSchedulerConfig(1.0),
+    imageNoisingScheduler: noising,
+  });
+  return { root, base, sr, srWithText, sr3, cleanup: () => rmSync(root, { recursive: true, force: true }) };
 }
 
 /** A deterministic test picture: smooth gradients plus a square, so resizes are visible. */

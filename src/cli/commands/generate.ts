@@ -97,7 +97,8 @@ export function registerGenerate(program: Command): void {
     )
     .option(
       '--sr3-model <dir>',
-      'stage III: a stabilityai/stable-diffusion-x4-upscaler folder (×4 of the stage-II output, 256 → 1024 for IF)',
+      'stage III: a stabilityai/stable-diffusion-x4-upscaler folder (×4 of the stage-II output, 256 → 1024 for IF), ' +
+        'or a third IF-style super-resolution pipeline (e.g. trained with `imagen train --stage sr`)',
     )
     .option(
       '--size <px>',
@@ -191,7 +192,22 @@ export function registerGenerate(program: Command): void {
             }
           ).sample_size
         : undefined;
-      const stageSizes = [base.unet.config.sample_size, srSize, srSize && 4 * srSize];
+      // Stage III is an SD x4 upscaler folder, or an IF-family super-resolution pipeline (Imagen's own).
+      const sr3Index = f.sr3Model
+        ? ((await readJson(join(f.sr3Model, 'model_index.json')).catch(() => ({}))) as {
+            _class_name?: string;
+          })
+        : undefined;
+      const sr3IsIf = sr3Index?._class_name === 'IFSuperResolutionPipeline';
+      if (sr3Index?._class_name === 'IFPipeline')
+        throw new ImagenError(
+          'CONFIG_INVALID',
+          `--sr3-model ${f.sr3Model} is a stage-I pipeline, not super-resolution`,
+        );
+      const sr3Size = sr3IsIf
+        ? ((await readJson(join(f.sr3Model!, 'unet', 'config.json'))) as { sample_size?: number }).sample_size
+        : srSize && 4 * srSize;
+      const stageSizes = [base.unet.config.sample_size, srSize, sr3Size];
       let stages = 1 + (f.srModel ? 1 : 0) + (f.sr3Model ? 1 : 0);
       if (f.sr3Model && !f.srModel)
         throw usageError('--sr3-model (stage III) upscales the stage-II output: give --sr-model too');
@@ -215,12 +231,12 @@ export function registerGenerate(program: Command): void {
       const sr3NoiseLevel = parseNumber(f.sr3NoiseLevel, '--sr3-noise-level', 0, 350)!;
       const sr3Tiled = parseTiling(f.tiled, f.tileSize);
       if (!Number.isInteger(sr3NoiseLevel)) throw usageError('--sr3-noise-level must be an integer');
-      if (stages >= 3) {
+      if (stages >= 3 && !sr3IsIf) {
         await checkSdx4Folder(f.sr3Model!);
         if (!(await isSdx4Folder(f.sr3Model!))) {
           throw new ImagenError(
             'CONFIG_INVALID',
-            `--sr3-model ${f.sr3Model} is not a Stable Diffusion x4 upscaler folder (model_index _class_name StableDiffusionUpscalePipeline, unet in_channels 7)`,
+            `--sr3-model ${f.sr3Model} is neither a Stable Diffusion x4 upscaler folder (model_index _class_name StableDiffusionUpscalePipeline, unet in_channels 7) nor an IF super-resolution pipeline`,
           );
         }
       }
@@ -307,7 +323,21 @@ export function registerGenerate(program: Command): void {
             sampler: f.sampler as 'ddpm',
             noiseLevel,
           },
-          ...(stages >= 3
+          ...(stages >= 3 && sr3IsIf
+            ? {
+                sr3Stage: {
+                  models: stageModels(await loadPipelineFolder(f.sr3Model!, variant), rt),
+                  options: {
+                    steps: sr3Steps,
+                    guidanceScale: sr3Guidance,
+                    noiseLevel: sr3NoiseLevel,
+                    thresholding: f.threshold as 'dynamic' | undefined,
+                    sampler: f.sampler as 'ddpm',
+                  },
+                },
+              }
+            : {}),
+          ...(stages >= 3 && !sr3IsIf
             ? {
                 sr3: {
                   load: async () => {
