@@ -42,6 +42,7 @@ interface EvalFlags {
   sheetMax: string;
   steps?: string;
   srSteps?: string;
+  srGuidance?: string;
   guidance?: string;
   threshold?: string;
   sampler?: string;
@@ -85,6 +86,7 @@ async function generateForItems(
     throw usageError('--sampler must be ddpm or ddim');
   const steps = f.steps === undefined ? undefined : intFlag(f.steps, '--steps', 1, 1000);
   const srSteps = f.srSteps === undefined ? undefined : intFlag(f.srSteps, '--sr-steps', 1, 1000);
+  const srGuidance = floatFlag(f.srGuidance, '--sr-guidance', 0, 100);
   const guidance = floatFlag(f.guidance, '--guidance', 0, 100);
   const batch = intFlag(f.batch, '--batch', 1, 256);
   const rt = createRuntime();
@@ -106,7 +108,12 @@ async function generateForItems(
           // Each batch has its own seed, so results do not depend on what else is in flight.
           seed: seed + i,
           base: { steps, guidanceScale: guidance, thresholding: threshold, sampler: f.sampler as 'ddpm' },
-          sr: { steps: srSteps, thresholding: threshold, sampler: f.sampler as 'ddpm' },
+          sr: {
+            steps: srSteps,
+            guidanceScale: srGuidance,
+            thresholding: threshold,
+            sampler: f.sampler as 'ddpm',
+          },
         },
       );
       images.push(...tensorToImages(r.sr ?? r.base));
@@ -124,6 +131,7 @@ async function generateForItems(
       srModel: f.srModel,
       steps: steps ?? 'default',
       srSteps: srSteps ?? 'default',
+      srGuidance: srGuidance ?? 'default',
       guidance: guidance ?? 'default',
       threshold: f.threshold ?? 'scheduler config',
       sampler: f.sampler ?? 'model default',
@@ -185,6 +193,7 @@ export function registerEval(program: Command): void {
     .option('--sheet-max <n>', 'most images on a contact sheet', '60')
     .option('--steps <n>', 'stage-I sampling steps [default: the pipeline default]')
     .option('--sr-steps <n>', 'stage-II sampling steps')
+    .option('--sr-guidance <f>', 'stage-II classifier-free guidance scale')
     .option('--guidance <f>', 'stage-I classifier-free guidance scale')
     .option('--threshold <kind>', 'dynamic | static | none [default: the scheduler config]')
     .option('--sampler <name>', "ddpm | ddim [default: ddpm, or the model's generation_config.json]")
