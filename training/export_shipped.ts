@@ -22,7 +22,7 @@ if (!values.base || !values.sr || !values.out) {
 
 /** Sampling defaults chosen by the thresholding/steps measurements in training/README.md. */
 const GENERATION = {
-  base: { num_inference_steps: 50, guidance_scale: 5, sampler: 'ddim', thresholding: 'dynamic' },
+  base: { num_inference_steps: 100, guidance_scale: 5, sampler: 'ddpm', thresholding: 'dynamic' },
   sr: { num_inference_steps: 20, guidance_scale: 1, sampler: 'ddim', thresholding: 'dynamic', noise_level: 100 },
 };
 

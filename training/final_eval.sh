@@ -6,7 +6,7 @@ set -euo pipefail
 out=${1:-eval-shipped} count=${COUNT:-100}
 m=models/imagen-ts-shapes
 mkdir -p "$out"
-summary() { node -e "const r=require('$PWD/$1/report.json');const s=r.summary;console.log(JSON.stringify({whole:s.wholePrompt,...Object.fromEntries(Object.entries(s.perAttribute).map(([k,v])=>[k,+v.accuracy.toFixed(3)+' ('+v.correct+'/'+v.total+')']))}))"; }
+summary() { node -e "const r=require(require('path').resolve('$1','report.json'));const s=r.summary;console.log(JSON.stringify({whole:s.wholePrompt,...Object.fromEntries(Object.entries(s.perAttribute).map(([k,v])=>[k,+v.accuracy.toFixed(3)+' ('+v.correct+'/'+v.total+')']))}))"; }
 for split in heldout train; do
   npx imagen eval --split $split --count "$count" --report "$out/cascade-$split" --quiet --json > /dev/null
   echo "cascade 256 $split: $(summary "$out/cascade-$split")"

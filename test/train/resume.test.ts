@@ -114,4 +114,22 @@ describe('training survives SIGKILL', () => {
     expect(state.step).toBeGreaterThanOrEqual(3);
     await expect(stat(join(out, 'model_index.json'))).resolves.toBeTruthy();
   }, 120_000);
+
+  it('one Ctrl-C delivered twice (npx forwards it, the terminal sends it too) still checkpoints', async () => {
+    const data = join(root, 'data');
+    const out = join(root, 'interrupted-twice');
+    const child = run(trainArgs(data, out, 100_000));
+    const exited = finish(child);
+    for (;;) {
+      if ((await lines(join(out, 'loss.jsonl'))) >= 3) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    child.kill('SIGINT');
+    await new Promise((r) => setTimeout(r, 30));
+    child.kill('SIGINT');
+    expect(await exited).toBe(130);
+    const state = JSON.parse(await readFile(join(out, 'checkpoint', 'state.json'), 'utf8'));
+    expect(state.step).toBeGreaterThanOrEqual(3);
+    await expect(stat(join(out, 'model_index.json'))).resolves.toBeTruthy();
+  }, 120_000);
 });

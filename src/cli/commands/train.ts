@@ -102,8 +102,15 @@ export function registerTrain(program: Command): void {
         overrides.learningRate = lr;
       }
       const stop = { stop: false };
+      let firstSignalAt = 0;
       const onSignal = (sig: string) => {
-        if (stop.stop) process.exit(130);
+        if (stop.stop) {
+          // `npx`/`npm exec` forward the signal they get, and a terminal's Ctrl-C reaches the whole
+          // process group: one keypress can arrive twice. Only a later, deliberate second signal aborts.
+          if (Date.now() - firstSignalAt > 1500) process.exit(130);
+          return;
+        }
+        firstSignalAt = Date.now();
         stop.stop = true;
         say(`\n${sig}: finishing the current step and writing a checkpoint (press again to abort)`);
       };
