@@ -167,10 +167,11 @@ describe('imagen eval', () => {
     expect(existsSync(join(report, 'contact-sheet-shuffled.png'))).toBe(true);
   });
 
-  it('rejects a call with neither --model nor --ground-truth', async () => {
+  it('rejects --model with --ground-truth, and a bad split', async () => {
     const err = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
     try {
-      expect(await main(['node', 'imagen', 'eval'])).toBe(2);
+      // (With neither, eval scores the shipped model.)
+      expect(await main(['node', 'imagen', 'eval', '--model', tmp, '--ground-truth'])).toBe(2);
       expect(await main(['node', 'imagen', 'eval', '--ground-truth', '--split', 'nope'])).toBe(2);
     } finally {
       err.mockRestore();
