@@ -30,7 +30,10 @@ export async function benchGenerate(
   const srStage = stageModels(sr, rt);
   const encoder = (await openTextEncoder(base, rt))!;
   const once = async (seed: number) => {
-    const e = await encodePrompts(encoder, base.tokenizer!, [prompt], { maxLength: base.maxTextLength });
+    const e = await encodePrompts(encoder, base.tokenizer!, [prompt], {
+      maxLength: base.maxTextLength,
+      negativePrompt: '',
+    });
     const r = await generateImages(rt, undefined, baseStage, srStage, {
       prompt,
       seed,
