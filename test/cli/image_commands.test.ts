@@ -1,10 +1,10 @@
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { main } from '../../src/cli/main.js';
+import { afterAll, beforeAll, describe, expect, it, } from 'vitest';
 import { readImage, writePng } from '../../src/platform/node/image.js';
 import { readMask } from '../../src/platform/node/mask.js';
+import { runCli } from '../helpers/cli.js';
 import {
   buildTinyIfFolders,
   TINY_BASE_SIZE,
@@ -35,25 +35,7 @@ afterAll(() => {
 });
 
 /** Runs the CLI, capturing stdout and stderr. */
-async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stderr = '';
-  let stdout = '';
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stderr += String(chunk);
-    return true;
-  });
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stdout += String(chunk);
-    return true;
-  });
-  try {
-    const code = await main(['node', 'imagen', ...args]);
-    return { code, stdout, stderr };
-  } finally {
-    e.mockRestore();
-    o.mockRestore();
-  }
-}
+const run = runCli;
 
 const common = ['--prompt', 'a red square', '--seed', '7', '--quiet'];
 

@@ -1,9 +1,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { main } from '../../src/cli/main.js';
+import { afterAll, beforeAll, describe, expect, it, } from 'vitest';
 import { readImage, writePng } from '../../src/platform/node/image.js';
+import { runCli } from '../helpers/cli.js';
 import { testPicture } from '../helpers/tiny_if.js';
 import { buildTinySdx4Folder, SDX4_FIXTURE, type TinySdx4Folder } from '../helpers/tiny_sdx4.js';
 
@@ -22,25 +22,7 @@ afterAll(() => {
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
-async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stderr = '';
-  let stdout = '';
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stderr += String(chunk);
-    return true;
-  });
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stdout += String(chunk);
-    return true;
-  });
-  try {
-    const code = await main(['node', 'imagen', ...args]);
-    return { code, stdout, stderr };
-  } finally {
-    e.mockRestore();
-    o.mockRestore();
-  }
-}
+const run = runCli;
 
 const flags = ['--prompt', 'a red square', '--steps', '3', '--quiet'];
 

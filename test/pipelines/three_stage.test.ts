@@ -1,14 +1,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { main } from '../../src/cli/main.js';
+import { afterAll, beforeAll, describe, expect, it, } from 'vitest';
 import { NDArray } from '../../src/engine/ndarray.js';
 import { prepareSdUpscale } from '../../src/pipelines/sd_upscale.js';
 import { runStage3 } from '../../src/pipelines/three_stage.js';
 import { readImage } from '../../src/platform/node/image.js';
 import { createRuntime } from '../../src/platform/node/runtime.js';
 import { encodeSdx4Prompts, loadSdx4Folder } from '../../src/platform/node/sdx4_folder.js';
+import { runCli } from '../helpers/cli.js';
 import { buildTinyIfFolders, TINY_BASE_SIZE, TINY_SR_SIZE, type TinyIfFolders } from '../helpers/tiny_if.js';
 import { buildTinySdx4Folder, SDX4_FIXTURE, type TinySdx4Folder } from '../helpers/tiny_sdx4.js';
 
@@ -27,25 +27,7 @@ afterAll(() => {
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
-async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stderr = '';
-  let stdout = '';
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stderr += String(chunk);
-    return true;
-  });
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stdout += String(chunk);
-    return true;
-  });
-  try {
-    const code = await main(['node', 'imagen', ...args]);
-    return { code, stdout, stderr };
-  } finally {
-    e.mockRestore();
-    o.mockRestore();
-  }
-}
+const run = runCli;
 
 describe.skipIf(!SDX4_FIXTURE)('three-stage cascade: IF stage I → IF stage II → SD x4 upscaler', () => {
   const gen = (out: string, size: string, seed = '5') => [
