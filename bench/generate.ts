@@ -2,7 +2,6 @@
  * Text → 256×256 image with the shipped model and its default settings, as `imagen generate`
  * runs it: cold (load both stages + compile sessions + sample) and warm (sessions cached).
  */
-import { encodePrompts } from '../src/models/t5/t5_encoder.js';
 import { generateImages } from '../src/pipelines/text_to_image.js';
 import { loadPipelineFolder, openTextEncoder, stageModels } from '../src/platform/node/pipeline_folder.js';
 import { createRuntime } from '../src/platform/node/runtime.js';
@@ -29,16 +28,9 @@ export async function benchGenerate(
   const baseStage = stageModels(base);
   const srStage = stageModels(sr, rt);
   const encoder = (await openTextEncoder(base, rt))!;
+  const text = { encoder, tokenizer: base.tokenizer!, maxLength: base.maxTextLength };
   const once = async (seed: number) => {
-    const e = await encodePrompts(encoder, base.tokenizer!, [prompt], {
-      maxLength: base.maxTextLength,
-      negativePrompt: '',
-    });
-    const r = await generateImages(rt, undefined, baseStage, srStage, {
-      prompt,
-      seed,
-      embeddings: { promptEmbeds: e.promptEmbeds, negativePromptEmbeds: e.negativePromptEmbeds },
-    });
+    const r = await generateImages(rt, text, baseStage, srStage, { prompt, seed });
     if (r.sr?.shape[2] !== 256) throw new Error(`expected a 256×256 output, got ${r.sr?.shape}`);
   };
   await once(0);

@@ -4,6 +4,7 @@ import { Generator } from '../../diffusion/noise.js';
 import { makeSchedule, parseSchedulerConfig } from '../../diffusion/schedule.js';
 import { ImagenError } from '../../engine/errors.js';
 import { NDArray } from '../../engine/ndarray.js';
+import type { Parameter } from '../../engine/parameter.js';
 import type { Runtime } from '../../engine/runtime.js';
 import { T5Encoder } from '../../models/t5/t5_encoder.js';
 import { UNet2DConditionModel } from '../../models/unet/unet.js';
@@ -149,6 +150,15 @@ async function tokenizerFiles(dir: string): Promise<Record<string, Uint8Array>> 
   return out;
 }
 
+/** Every parameter takes its checkpointed value; a missing one is an error naming it. */
+function setFromCheckpoint(params: readonly Parameter[], values: Record<string, NDArray>): void {
+  for (const p of params) {
+    const v = values[p.name];
+    if (!v) throw new ImagenError('WEIGHTS_MISMATCH', `checkpoint lacks ${p.name}`);
+    p.set(v);
+  }
+}
+
 /** The pipeline folder of a training run: the EMA weights where tracked, current values elsewhere. */
 async function writeTrainedPipeline(
   dir: string,
@@ -191,11 +201,7 @@ export async function exportCheckpoint(runDir: string, dest: string): Promise<{ 
       const cfg = state.config;
       const unet = new UNet2DConditionModel(cfg.unet);
       const textEncoder = new T5Encoder(cfg.text_encoder);
-      for (const p of [...unet.parameters(), ...textEncoder.parameters()]) {
-        const v = model[p.name];
-        if (!v) throw new ImagenError('WEIGHTS_MISMATCH', `checkpoint lacks ${p.name}`);
-        p.set(v);
-      }
+      setFromCheckpoint([...unet.parameters(), ...textEncoder.parameters()], model);
       const weights = new Map<string, NDArray>();
       for (const [k, v] of Object.entries(ema)) if (k !== EMA_STEP_KEY) weights.set(k, v);
       const hp = hyperparameters(cfg);
@@ -291,12 +297,7 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
   const order = new DataOrder(data.length, hp.seed);
 
   if (state && ckptDir) {
-    const params = await loadAll(join(ckptDir, 'model.safetensors'));
-    for (const p of trainer.params) {
-      const v = params[p.name];
-      if (!v) throw new ImagenError('WEIGHTS_MISMATCH', `checkpoint lacks ${p.name}`);
-      p.set(v);
-    }
+    setFromCheckpoint(trainer.params, await loadAll(join(ckptDir, 'model.safetensors')));
     trainer.optimizer.loadStateDict(await loadAll(join(ckptDir, 'optimizer.safetensors')));
     trainer.ema.loadStateDict(await loadAll(join(ckptDir, 'ema.safetensors')));
     trainer.generator = Generator.fromState(state.generator);
