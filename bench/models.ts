@@ -6,10 +6,12 @@
 
 import { makeSchedule, parseSchedulerConfig } from '../src/diffusion/schedule.js';
 import { countFlops, NDArray, type Runtime, Trace } from '../src/engine/index.js';
+import * as F from '../src/engine/ops/index.js';
 import { T5Encoder } from '../src/models/t5/t5_encoder.js';
 import { UNet2DConditionModel } from '../src/models/unet/unet.js';
 import { ByT5Tokenizer } from '../src/text/byt5.js';
 import { ifSchedulerConfig, tinyTextEncoderConfig, tinyUNetConfig } from '../src/train/config.js';
+import { AdamW, clipGradNorm } from '../src/train/optim.js';
 import { DEFAULT_HYPERPARAMETERS, DiffusionTrainer } from '../src/train/trainer.js';
 import { randomF32, type Stats, type TimingOptions, timeAsync } from './engine.js';
 
@@ -26,8 +28,11 @@ export interface ModelFigures {
   unetForward: Stats;
   unetForwardGflop: number;
   sampleStep: Stats;
+  /** UNet forward + backward + clip + AdamW: the twin's step. */
   trainStep: Stats;
   trainStepGflop: number;
+  /** One `imagen train` step (DiffusionTrainer) of the same UNet. */
+  trainerStep: Stats;
   t5Encode: Stats;
   t5Gflop: number;
   params: number;
@@ -67,7 +72,38 @@ export async function benchModels(
   const sampleStep = await timeAsync(() => fwd.run(call(sample2, enc2)), opts);
   await fwd.release();
 
-  // Training step: UNet + a frozen-shape text encoder, ε-MSE + VLB, AdamW.
+  // Training step, the twin's work exactly: UNet forward on given embeddings, ε-MSE on the first
+  // three output channels, backward, clip_grad_norm, AdamW.
+  const params = unet.parameters();
+  const gradFn = rt.compileGrad(
+    (i) => {
+      const out = unet.forward({ sample: i.sample!, timestep: i.timestep!, encoderHiddenStates: i.e! });
+      const d = F.sub(F.narrow(out, 1, 0, 3), i.noise!);
+      return F.reduceMean(F.mul(d, d));
+    },
+    params,
+    { name: 'bench_train_step' },
+  );
+  const opt = new AdamW(params, { lr: 1e-4 });
+  const noise = randomF32([b, 3, o.size, o.size], 9);
+  let tick = 0;
+  const trainStep = await timeAsync(
+    async () => {
+      const timestep = NDArray.i64(
+        [b],
+        Array.from({ length: b }, (_, i) => (tick * 7919 + i * 331) % 1000),
+      );
+      tick++;
+      const r = await gradFn.run({ sample, timestep, e: enc, noise });
+      clipGradNorm(r.grads, 1);
+      opt.step(r.grads);
+    },
+    { ...opts, minRuns: Math.min(opts.minRuns, 5) },
+  );
+  await gradFn.release();
+
+  // What `imagen train` does per step on top: a jointly trained text encoder (1 layer), the
+  // learned-variance VLB term, EMA, caption tokenisation and noise drawn in JS.
   const te = new T5Encoder(tinyTextEncoderConfig(text, 1)).initialize(6);
   const trainer = new DiffusionTrainer(
     rt,
@@ -81,7 +117,7 @@ export async function benchModels(
   );
   const images = randomF32([b, 3, o.size, o.size], 7);
   const captions = Array.from({ length: b }, (_, i) => `a caption number ${i}`);
-  const trainStep = await timeAsync(() => trainer.trainStep({ images, captions }), {
+  const trainerStep = await timeAsync(() => trainer.trainStep({ images, captions }), {
     ...opts,
     minRuns: Math.min(opts.minRuns, 5),
   });
@@ -105,6 +141,7 @@ export async function benchModels(
     unetForwardGflop: flops / 1e9,
     sampleStep,
     trainStep,
+    trainerStep,
     // forward + backward ≈ 3× the forward's matrix work
     trainStepGflop: (3 * flops) / 1e9,
     t5Encode,

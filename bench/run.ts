@@ -235,6 +235,7 @@ async function main(): Promise<void> {
     out.sample_step_gflops = round((2 * m.unetForwardGflop) / (m.sampleStep.medianMs / 1000), 1);
     out.unet_train_step_ms = round(m.trainStep.medianMs);
     out.unet_train_step_gflops = round(m.trainStepGflop / (m.trainStep.medianMs / 1000), 1);
+    out.trainer_step_ms = round(m.trainerStep.medianMs);
     out.t5_encode_ms = round(m.t5Encode.medianMs);
     out.t5_encode_gflops = round(m.t5Gflop / (m.t5Encode.medianMs / 1000), 1);
     out.peak_rss_mb = Math.round(process.resourceUsage().maxRSS / 1024);

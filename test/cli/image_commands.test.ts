@@ -1,7 +1,7 @@
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readImage, writePng } from '../../src/platform/node/image.js';
 import { readMask } from '../../src/platform/node/mask.js';
 import { runCli } from '../helpers/cli.js';

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readImage, writePng } from '../../src/platform/node/image.js';
 import { runCli } from '../helpers/cli.js';
 import { testPicture } from '../helpers/tiny_if.js';

@@ -413,9 +413,31 @@ const cases: Case[] = [
     composite: true,
   },
   {
+    name: 'attention, bias broadcast over heads, backward in query blocks of 2',
+    inputs: [f([2, 3, 8]), f([2, 5, 8]), f([2, 5, 4]), f([2, 1, 3, 5])],
+    engine: ([q, k, v, b]) => E.attention(q!, k!, v!, { numHeads: 2, bias: b!, backwardBlock: 2 }),
+    ref: ([q, k, v, b]) => {
+      const heads = (t: NDArray, d: number) => R.permute(R.reshape(t, [2, t.shape[1]!, 2, d]), [0, 2, 1, 3]);
+      const o = R.attention(heads(q!, 4), heads(k!, 4), heads(v!, 2), { scale: 0.5, additiveMask: b! });
+      return R.reshape(R.permute(o, [0, 2, 1, 3]), [2, 3, 4]);
+    },
+    composite: true,
+  },
+  {
+    name: 'attention decomposition (traced directly)',
+    inputs: [f([2, 3, 8]), f([2, 5, 8]), f([2, 5, 4]), f([1, 2, 3, 5])],
+    engine: ([q, k, v, b]) =>
+      E.attentionOp.decompose!([q!, k!, v!, b!], { numHeads: 2, scale: 0.5, hasBias: true }),
+    ref: ([q, k, v, b]) => {
+      const heads = (t: NDArray, d: number) => R.permute(R.reshape(t, [2, t.shape[1]!, 2, d]), [0, 2, 1, 3]);
+      const o = R.attention(heads(q!, 4), heads(k!, 4), heads(v!, 2), { scale: 0.5, additiveMask: b! });
+      return R.reshape(R.permute(o, [0, 2, 1, 3]), [2, 3, 4]);
+    },
+  },
+  {
     name: 'attention unscaled (T5)',
     inputs: [f([1, 4, 6]), f([1, 4, 6]), f([1, 4, 6])],
-    engine: ([q, k, v]) => E.attention(q!, k!, v!, { numHeads: 3, scale: 1 }),
+    engine: ([q, k, v]) => E.attention(q!, k!, v!, { numHeads: 3, scale: 1, backwardBlock: 3 }),
     ref: ([q, k, v]) => {
       const heads = (t: NDArray) => R.permute(R.reshape(t, [1, 4, 3, 2]), [0, 2, 1, 3]);
       const o = R.attention(heads(q!), heads(k!), heads(v!), { scale: 1 });

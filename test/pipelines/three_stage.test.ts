@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NDArray } from '../../src/engine/ndarray.js';
 import { prepareSdUpscale } from '../../src/pipelines/sd_upscale.js';
 import { runStage3 } from '../../src/pipelines/three_stage.js';

@@ -46,6 +46,8 @@ interface EvalFlags {
   guidance?: string;
   threshold?: string;
   sampler?: string;
+  srSampler?: string;
+  noiseLevel?: string;
   batch: string;
   fp16: boolean;
   quiet: boolean;
@@ -82,8 +84,13 @@ async function generateForItems(
   if (f.threshold && !['dynamic', 'static', 'none'].includes(f.threshold)) {
     throw usageError(`--threshold must be dynamic, static or none, got "${f.threshold}"`);
   }
-  if (f.sampler !== undefined && f.sampler !== 'ddpm' && f.sampler !== 'ddim')
-    throw usageError('--sampler must be ddpm or ddim');
+  for (const [flag, v] of [
+    ['--sampler', f.sampler],
+    ['--sr-sampler', f.srSampler],
+  ] as const) {
+    if (v !== undefined && v !== 'ddpm' && v !== 'ddim') throw usageError(`${flag} must be ddpm or ddim`);
+  }
+  const noiseLevel = f.noiseLevel === undefined ? undefined : intFlag(f.noiseLevel, '--noise-level', 0, 999);
   const steps = f.steps === undefined ? undefined : intFlag(f.steps, '--steps', 1, 1000);
   const srSteps = f.srSteps === undefined ? undefined : intFlag(f.srSteps, '--sr-steps', 1, 1000);
   const srGuidance = floatFlag(f.srGuidance, '--sr-guidance', 0, 100);
@@ -112,7 +119,8 @@ async function generateForItems(
             steps: srSteps,
             guidanceScale: srGuidance,
             thresholding: threshold,
-            sampler: f.sampler as 'ddpm',
+            sampler: (f.srSampler ?? f.sampler) as 'ddpm',
+            noiseLevel,
           },
         },
       );
@@ -135,6 +143,8 @@ async function generateForItems(
       guidance: guidance ?? 'default',
       threshold: f.threshold ?? 'scheduler config',
       sampler: f.sampler ?? 'model default',
+      srSampler: f.srSampler ?? f.sampler ?? 'model default',
+      noiseLevel: noiseLevel ?? 'model default',
       batch,
     },
   };
@@ -197,6 +207,11 @@ export function registerEval(program: Command): void {
     .option('--guidance <f>', 'stage-I classifier-free guidance scale')
     .option('--threshold <kind>', 'dynamic | static | none [default: the scheduler config]')
     .option('--sampler <name>', "ddpm | ddim [default: ddpm, or the model's generation_config.json]")
+    .option('--sr-sampler <name>', 'stage-II sampler: ddpm | ddim [default: --sampler, or the model default]')
+    .option(
+      '--noise-level <n>',
+      'stage-II noise-conditioning augmentation level [default: the model default]',
+    )
     .option('--batch <n>', 'prompts generated together', '8')
     .option('--fp16', 'load *.fp16.safetensors weight variants', false)
     .option('--quiet', 'no progress output', false)

@@ -42,6 +42,7 @@ interface GenerateFlags {
   negativePrompt: string;
   noiseLevel?: string;
   sampler?: string;
+  srSampler?: string;
   quiet: boolean;
   json: boolean;
   fp16: boolean;
@@ -130,6 +131,7 @@ export function registerGenerate(program: Command): void {
       "stage-II noise-conditioning augmentation level 0..999 [default: 250, or the model's]",
     )
     .option('--sampler <name>', "ddpm | ddim [default: ddpm, or the model's generation_config.json]")
+    .option('--sr-sampler <name>', 'stage-II sampler: ddpm | ddim [default: --sampler, or the model default]')
     .option('--fp16', 'load *.fp16.safetensors weight variants', false)
     .option('--no-clean-caption', 'skip IF caption cleaning (lower-case + strip only)')
     .option(
@@ -158,8 +160,12 @@ export function registerGenerate(program: Command): void {
       if (f.threshold && !['dynamic', 'static', 'none'].includes(f.threshold)) {
         throw usageError(`--threshold must be dynamic, static or none, got "${f.threshold}"`);
       }
-      if (f.sampler !== undefined && f.sampler !== 'ddpm' && f.sampler !== 'ddim')
-        throw usageError(`--sampler must be ddpm or ddim`);
+      for (const [flag, v] of [
+        ['--sampler', f.sampler],
+        ['--sr-sampler', f.srSampler],
+      ] as const) {
+        if (v !== undefined && v !== 'ddpm' && v !== 'ddim') throw usageError(`${flag} must be ddpm or ddim`);
+      }
       const noiseLevel = parseNumber(f.noiseLevel, '--noise-level', 0, 999);
       if (noiseLevel !== undefined && !Number.isInteger(noiseLevel))
         throw usageError('--noise-level must be an integer');
@@ -320,7 +326,7 @@ export function registerGenerate(program: Command): void {
             steps: parseSteps(f.srSteps),
             guidanceScale: parseNumber(f.srGuidance, '--sr-guidance', 0, 100),
             thresholding: f.threshold as 'dynamic' | undefined,
-            sampler: f.sampler as 'ddpm',
+            sampler: (f.srSampler ?? f.sampler) as 'ddpm',
             noiseLevel,
           },
           ...(stages >= 3 && sr3IsIf

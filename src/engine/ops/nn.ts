@@ -3,7 +3,7 @@ import { NDArray } from '../ndarray.js';
 import { defineOp } from '../op.js';
 import { add, erf, exp, mul, rsqrt, sub, sumTo, tanh } from './elementwise.js';
 import { matmul, matmulOp } from './linalg.js';
-import { permute, reduceMean, reduceSum, reshape, transpose } from './reduce_shape.js';
+import { concat, narrow, permute, reduceMean, reduceSum, reshape, transpose } from './reduce_shape.js';
 import { normAxis, requireFloat } from './util.js';
 
 // ---------------------------------------------------------------- softmax
@@ -222,9 +222,20 @@ export interface AttentionOptions {
   scale?: number;
   /** Additive bias broadcast to [B, H, S, T] (padding masks, T5 relative positions). */
   bias?: Tensor;
+  /** Query rows per block when the backward pass recomputes the scores (default: by size). */
+  backwardBlock?: number;
 }
 
-export const attentionOp = defineOp<{ numHeads: number; scale: number; hasBias: boolean }>({
+/** Bytes of one query block's score tensor in the attention backward (see its VJP). */
+const BACKWARD_BLOCK_BYTES = 16 * 2 ** 20;
+
+export const attentionOp = defineOp<{
+  numHeads: number;
+  scale: number;
+  hasBias: boolean;
+  /** Query rows per block in the backward pass; default: blocks of BACKWARD_BLOCK_BYTES. */
+  backwardBlock?: number;
+}>({
   name: 'attention',
   infer: ([q, k, v, bias], { numHeads }) => {
     for (const t of [q, k, v]) if (t!.rank !== 3) throw new Error('q, k, v must be [B, L, heads·dim]');
@@ -249,20 +260,98 @@ export const attentionOp = defineOp<{ numHeads: number; scale: number; hasBias: 
       { num_heads: e.int(numHeads), scale: e.float(scale) },
       'com.microsoft',
     ),
-  decompose: ([q, k, v, bias], { numHeads, scale }) => {
-    const heads = (t: Tensor) => {
-      const [b, l, d] = t.shape as [number, number, number];
-      return permute(reshape(t, [b, l, numHeads, d / numHeads]), [0, 2, 1, 3]);
+  // Training keeps the fused kernel in the forward pass and recomputes the probabilities here
+  // (FlashAttention's trade): no [B,H,S,T] tensor is held from the forward to the backward pass,
+  // at the price of one QKᵀ product again. The recomputation runs over blocks of query rows, so
+  // the score-sized temporaries (S, P, dP, dS) of one block stay small and cache-resident: at the
+  // bench's 32² attention whole-tensor temporaries were 4 × 144 MB, most of a train step's peak.
+  vjp: (dy, y, [q, k, v, bias], { numHeads, scale, backwardBlock }) => {
+    const heads = splitHeads(numHeads);
+    const qh = heads(q!);
+    const kh = heads(k!);
+    const vh = heads(v!);
+    const dO = heads(dy);
+    const o = heads(y);
+    const [b, h, sLen, t] = [qh.shape[0]!, numHeads, qh.shape[2]!, kh.shape[2]!];
+    const rows = backwardBlock ?? Math.max(1, Math.floor(BACKWARD_BLOCK_BYTES / (4 * b * h * t)));
+    const khT = transpose(kh);
+    const vhT = transpose(vh);
+    const dbShape = (n: number) => (bias ? [bias.shape[0]!, bias.shape[1]!, n, t] : []);
+    const dkShape = kh.shape;
+    const dvShape = vh.shape;
+    const dqShape = (n: number) => [b, h, n, qh.shape[3]!];
+    const flat = (x: Tensor) => reshape(x, [-1]);
+    const size = (shape: readonly number[]) => shape.reduce((x, y) => x * y, 1);
+    const kvSize = size(dkShape) + size(dvShape);
+    // All results so far travel in one flat tensor, [dK + dV summed | dQ and dBias of each block],
+    // that each block reads and rewrites. Executed depth-first from the outputs (ORT's order too),
+    // block i then runs only after block i−1 is done, and its score-sized temporaries die with it;
+    // separate dK/dV sums and dQ concatenation kept every block's P and dS alive to the end.
+    let acc: Tensor | undefined;
+    const blocks: number[] = [];
+    for (let r0 = 0; r0 < sLen; r0 += rows) {
+      const n = Math.min(rows, sLen - r0);
+      const part = (x: Tensor) => narrow(x, 2, r0, n);
+      const qi = part(qh);
+      const dOi = part(dO);
+      let s = mul(matmul(qi, khT), scale);
+      if (bias) s = add(s, part(bias));
+      const p = softmax(s, -1);
+      // rowsum(dP ⊙ P) = rowsum(dO ⊙ O): a pass over [B,H,n,D] instead of the scores.
+      const d = reduceSum(mul(dOi, part(o)), [-1], true);
+      const ds = mul(p, sub(matmul(dOi, vhT), d));
+      const dkv = concat([flat(matmul(transpose(ds), qi)), flat(matmul(transpose(p), dOi))], 0);
+      const tail = [flat(matmul(ds, kh))];
+      if (bias) tail.push(flat(sumTo(ds, dbShape(n))));
+      acc = acc
+        ? concat(
+            [add(narrow(acc, 0, 0, kvSize), dkv), narrow(acc, 0, kvSize, acc.shape[0]! - kvSize), ...tail],
+            0,
+          )
+        : concat([dkv, ...tail], 0);
+      blocks.push(n);
+    }
+    let off = 0;
+    const take = (shape: readonly number[]) => {
+      const r = reshape(narrow(acc!, 0, off, size(shape)), shape);
+      off += size(shape);
+      return r;
     };
+    const dk = take(dkShape);
+    const dv = take(dvShape);
+    const dqs: Tensor[] = [];
+    const dbs: Tensor[] = [];
+    for (const n of blocks) {
+      dqs.push(take(dqShape(n)));
+      if (bias) dbs.push(take(dbShape(n)));
+    }
+    const dq = mul(dqs.length === 1 ? dqs[0]! : concat(dqs, 2), scale);
+    let dbias: Tensor | null = null;
+    if (bias) dbias = sumTo(dbs.length === 1 ? dbs[0]! : concat(dbs, 2), bias.shape);
+    return [mergeHeads(dq), mergeHeads(mul(dk, scale)), mergeHeads(dv), dbias];
+  },
+  // The same attention in primitives: the reference the fused kernel and the VJP are tested against.
+  decompose: ([q, k, v, bias], { numHeads, scale }) => {
+    const heads = splitHeads(numHeads);
     const qh = heads(q!);
     const kt = permute(heads(k!), [0, 1, 3, 2]);
     let scores = mul(matmul(qh, kt), scale);
     if (bias) scores = add(scores, bias);
-    const o = attnApply(scores, softmax(scores, -1), heads(v!));
-    const [b, h, s, dv] = o.shape as [number, number, number, number];
-    return reshape(permute(o, [0, 2, 1, 3]), [b, s, h * dv]);
+    return mergeHeads(attnApply(scores, softmax(scores, -1), heads(v!)));
   },
 });
+
+/** [B, L, H·d] → [B, H, L, d]. */
+const splitHeads = (numHeads: number) => (t: Tensor) => {
+  const [b, l, d] = t.shape as [number, number, number];
+  return permute(reshape(t, [b, l, numHeads, d / numHeads]), [0, 2, 1, 3]);
+};
+
+/** [B, H, L, d] → [B, L, H·d]. */
+function mergeHeads(t: Tensor): Tensor {
+  const [b, h, l, d] = t.shape as [number, number, number, number];
+  return reshape(permute(t, [0, 2, 1, 3]), [b, l, h * d]);
+}
 
 /** Multi-head scaled dot-product attention on [B, L, heads·dim] tensors. */
 export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions): Tensor {
@@ -272,5 +361,6 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOpt
     numHeads: options.numHeads,
     scale: options.scale ?? 1 / Math.sqrt(headDim),
     hasBias: !!options.bias,
+    ...(options.backwardBlock ? { backwardBlock: options.backwardBlock } : {}),
   });
 }

@@ -130,6 +130,7 @@ export class NodeBackend implements Backend {
         // lowMemory: no arena, so a session's workspace goes back to the allocator after each run
         // instead of staying at its high-water mark (many sessions alive at once: streaming UNet).
         ...(options.lowMemory ? { enableCpuMemArena: false, enableMemPattern: false } : {}),
+        ...(options.memoryPattern === false ? { enableMemPattern: false } : {}),
         // Idle ORT threads spin and steal the cores from JS and from the next session (notes §3).
         extra: {
           session: {
