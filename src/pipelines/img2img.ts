@@ -282,6 +282,19 @@ export async function prepareConditioning(
   };
 }
 
+/**
+ * The conditioning of a stage: a stage with its own text encoder (a super-resolution stage
+ * trained on a frozen copy of an encoder) reads the prompt itself, as `generateImages` does;
+ * precomputed embeddings belong to the stage-I encoder, so they are not used for it.
+ */
+export async function stageConditioning(
+  stage: StageModels,
+  shared: TextConditioning,
+  o: ImagePipelineOptions,
+): Promise<TextConditioning> {
+  return stage.text ? prepareConditioning(stage.text, { ...o, embeddings: undefined }) : shared;
+}
+
 /** The UNet projects T5 states of width encoder_hid_dim; another encoder's states cannot fit. */
 export function checkEmbeddingWidth(cond: TextConditioning, cfg: UNetConfig, where: string): void {
   const d = cond.promptEmbeds.shape[2];
@@ -555,7 +568,8 @@ export async function varyImages(
   const gen = new Generator(o.seed ?? 0);
   const cond = await prepareConditioning(text, o);
   checkEmbeddingWidth(cond, base.unet.config, 'the stage-I UNet');
-  if (sr) checkEmbeddingWidth(cond, sr.unet.config, 'the stage-II UNet');
+  const srCond = sr && (await stageConditioning(sr, cond, o));
+  if (sr) checkEmbeddingWidth(srCond!, sr.unet.config, 'the stage-II UNet');
 
   const lo = await imageForStage(o.image, base.unet.config.sample_size, o.resize);
   if (lo.resized) o.onWarning?.(sizeNote('the input image', o.image, lo, 'stage I'));
@@ -580,7 +594,7 @@ export async function varyImages(
     gen,
     o,
     (runner, common) =>
-      imageToImageSuperResolution(runner, cond, hi.tensor, {
+      imageToImageSuperResolution(runner, srCond!, hi.tensor, {
         ...common,
         sr: {
           rt,

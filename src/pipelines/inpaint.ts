@@ -29,6 +29,7 @@ import {
   runImageStage,
   type SrConditioning,
   sizeNote,
+  stageConditioning,
 } from './img2img.js';
 import type { StageModels, TextModels } from './text_to_image.js';
 import type { UNetRunner } from './unet_runner.js';
@@ -117,7 +118,8 @@ export async function inpaintImages(
   const gen = new Generator(o.seed ?? 0);
   const cond = await prepareConditioning(text, o);
   checkEmbeddingWidth(cond, base.unet.config, 'the stage-I UNet');
-  if (sr) checkEmbeddingWidth(cond, sr.unet.config, 'the stage-II UNet');
+  const srCond = sr && (await stageConditioning(sr, cond, o));
+  if (sr) checkEmbeddingWidth(srCond!, sr.unet.config, 'the stage-II UNet');
 
   const lo = await imageForStage(o.image, base.unet.config.sample_size, o.resize);
   if (lo.resized) o.onWarning?.(sizeNote('the input image and mask', o.image, lo, 'stage I'));
@@ -144,7 +146,7 @@ export async function inpaintImages(
     gen,
     o,
     (runner, common) =>
-      inpaintSuperResolution(runner, cond, hi.tensor, hiMask, {
+      inpaintSuperResolution(runner, srCond!, hi.tensor, hiMask, {
         ...common,
         sr: {
           rt,

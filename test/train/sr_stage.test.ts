@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import type { T5TextEncoder } from '../../src/models/t5/t5_encoder.js';
+import { varyImages } from '../../src/pipelines/img2img.js';
+import { inpaintImages } from '../../src/pipelines/inpaint.js';
 import { generateImages } from '../../src/pipelines/text_to_image.js';
 import { openSafetensors } from '../../src/platform/node/files.js';
 import { loadPipelineFolder, openTextEncoder, stageModels } from '../../src/platform/node/pipeline_folder.js';
@@ -107,6 +109,30 @@ describe('super-resolution stage on crops with a frozen text encoder', () => {
     expect(srCalls).toBeGreaterThan(0);
     // Trained on 16×16 crops, sampled at the full 32×32.
     expect(r.sr!.shape).toEqual([1, 3, 32, 32]);
+
+    // Variations and inpainting read the prompt with stage II's own encoder too (they used to
+    // hand stage II the stage-I embeddings, which have the same width here, so nothing failed).
+    const text = { encoder: baseEncoder, tokenizer: basePipe.tokenizer!, maxLength: basePipe.maxTextLength };
+    const image = { width: 32, height: 32, data: new Uint8Array(32 * 32 * 3).fill(128) };
+    const stages = { base: { steps: 2 }, sr: { steps: 2 } };
+    srCalls = 0;
+    const v = await varyImages(rt, text, stageModels(basePipe), srStage, {
+      prompt: 'a red square',
+      image,
+      ...stages,
+    });
+    expect(srCalls).toBeGreaterThan(0);
+    expect(v.sr!.shape).toEqual([1, 3, 32, 32]);
+    srCalls = 0;
+    const mask = { width: 32, height: 32, data: new Uint8Array(32 * 32).fill(255) };
+    const ip = await inpaintImages(rt, text, stageModels(basePipe), srStage, {
+      prompt: 'a red square',
+      image,
+      mask,
+      ...stages,
+    });
+    expect(srCalls).toBeGreaterThan(0);
+    expect(ip.sr!.shape).toEqual([1, 3, 32, 32]);
     await baseEncoder.release();
     await spy.release();
   }, 120_000);

@@ -130,7 +130,7 @@ export function registerInpaint(program: Command): void {
       const t0 = performance.now();
       let result: Awaited<ReturnType<typeof inpaintImages>>;
       try {
-        result = await inpaintImages(rt, undefined, stageModels(base), sr && stageModels(sr), {
+        result = await inpaintImages(rt, undefined, stageModels(base), sr && stageModels(sr, rt), {
           image: inputs.image,
           mask: inputs.mask,
           prompt,

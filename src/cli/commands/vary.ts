@@ -389,7 +389,7 @@ export function registerVary(program: Command): void {
       const t0 = performance.now();
       let result: Awaited<ReturnType<typeof varyImages>>;
       try {
-        result = await varyImages(rt, undefined, stageModels(base), sr && stageModels(sr), {
+        result = await varyImages(rt, undefined, stageModels(base), sr && stageModels(sr, rt), {
           image,
           prompt,
           embeddings,
