@@ -365,6 +365,13 @@ const cases: Case[] = [
     inputs: [f([2, 3, 3, 4])],
     engine: ([x]) => E.upsampleNearest2x(x!),
     ref: ([x]) => R.upsampleNearest2x(x!),
+    composite: true,
+  },
+  {
+    name: 'upsampleNearest2x decomposition (traced directly)',
+    inputs: [f([2, 3, 3, 4])],
+    engine: ([x]) => E.upsampleNearest2xOp.decompose!([x!], {}),
+    ref: ([x]) => R.upsampleNearest2x(x!),
   },
   ...[
     [4, 4, 10, 7, true],

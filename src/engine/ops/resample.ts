@@ -1,13 +1,42 @@
 import type { Tensor } from '../graph.js';
 import { NDArray } from '../ndarray.js';
+import { defineOp } from '../op.js';
 import { matmul } from './linalg.js';
-import { expand, reduceMean, reshape, transpose } from './reduce_shape.js';
+import { expand, reduceMean, reduceSum, reshape, transpose } from './reduce_shape.js';
+
+/**
+ * Lowered to Resize (nearest, asymmetric, floor: torch's exact index rule), which ORT runs far
+ * faster than the Expand of the primitive form (0.2 vs 3.7 ms on [4,128,32,32]); the primitive
+ * form is the reference the kernel and the VJP are tested against.
+ */
+export const upsampleNearest2xOp = defineOp({
+  name: 'upsampleNearest2x',
+  infer: ([x]) => {
+    if (x!.rank !== 4) throw new Error('input must be [N, C, H, W]');
+    const [n, c, h, w] = x!.shape as [number, number, number, number];
+    return { shape: [n, c, 2 * h, 2 * w], dtype: x!.dtype };
+  },
+  emit: (e, [x]) =>
+    e.node('Resize', [x!, '', e.constTensor(NDArray.f32([4], [1, 1, 2, 2]))], {
+      mode: e.str('nearest'),
+      coordinate_transformation_mode: e.str('asymmetric'),
+      nearest_mode: e.str('floor'),
+    }),
+  // Each input pixel fed a 2×2 block: its gradient is the block's sum.
+  vjp: (dy, _y, [x]) => {
+    const [n, c, h, w] = x!.shape as [number, number, number, number];
+    return [reduceSum(reshape(dy, [n, c, h, 2, w, 2]), [3, 5])];
+  },
+  decompose: ([x]) => {
+    const [n, c, h, w] = x!.shape as [number, number, number, number];
+    const r = expand(reshape(x!, [n, c, h, 1, w, 1]), [n, c, h, 2, w, 2]);
+    return reshape(r, [n, c, 2 * h, 2 * w]);
+  },
+});
 
 /** Nearest-neighbour ×2 upsampling of [N, C, H, W] (F.interpolate(scale_factor=2, mode="nearest")). */
 export function upsampleNearest2x(x: Tensor): Tensor {
-  const [n, c, h, w] = x.shape as [number, number, number, number];
-  const r = expand(reshape(x, [n, c, h, 1, w, 1]), [n, c, h, 2, w, 2]);
-  return reshape(r, [n, c, 2 * h, 2 * w]);
+  return x.trace.apply(upsampleNearest2xOp, [x], {});
 }
 
 /**
