@@ -14,22 +14,21 @@ import { encodeSdx4Prompts, isSdx4Folder, loadSdx4Folder } from '../../platform/
 import { loadT5Encoder, resolveTextEncoderDirs } from '../../platform/node/t5_loader.js';
 import { loadTokenizer } from '../../platform/node/tokenizer_files.js';
 import { usageError } from '../errors.js';
-import { logger } from '../progress.js';
-import { parseTiling, TILE_SIZE_HELP, TILED_HELP } from '../tiling.js';
 import {
   addCommonOptions,
   type CommonFlags,
-  folderText,
-  loadStage,
+  type CommonOptions,
   parseCommon,
   parseNoiseLevel,
   parseNumber,
   parseSteps,
-  progressBars,
-  promptConditioning,
   requirePrompt,
-  writeResults,
-} from './vary.js';
+} from '../image_flags.js';
+import { runWithProgress } from '../image_output.js';
+import { loadStage } from '../load_stage.js';
+import { logger } from '../progress.js';
+import { folderText, promptConditioning } from '../prompt_conditioning.js';
+import { parseTiling, TILE_SIZE_HELP, TILED_HELP } from '../tiling.js';
 
 interface UpscaleFlags extends CommonFlags {
   model: string;
@@ -128,11 +127,8 @@ export function registerUpscale(program: Command): void {
         say,
       });
       sr.textEncoder = undefined; // let the T5 weights be collected before the UNet runs
-      const bars = progressBars(f.quiet || f.json);
-      const t0 = performance.now();
-      let out: Awaited<ReturnType<typeof upscaleImage>>;
-      try {
-        out = await upscaleImage(rt, undefined, stageModels(sr), {
+      await runWithProgress(f, say, (onProgress) =>
+        upscaleImage(rt, undefined, stageModels(sr), {
           image,
           prompt,
           embeddings,
@@ -146,13 +142,10 @@ export function registerUpscale(program: Command): void {
           lowResSize,
           thresholding: c.thresholding,
           sampler: c.sampler,
-          onProgress: bars.onProgress,
+          onProgress,
           onWarning: (m) => say(`warning: ${m}`),
-        });
-      } finally {
-        bars.stop();
-      }
-      await writeResults(f, out, t0, say);
+        }),
+      );
     });
 }
 
@@ -181,7 +174,7 @@ async function upscaleSdx4(
   imagePath: string,
   f: UpscaleFlags,
   defaultNoise: boolean,
-  c: ReturnType<typeof parseCommon>,
+  c: CommonOptions,
   say: (m: string) => void,
 ): Promise<void> {
   if (f.textEncoder)
@@ -206,40 +199,37 @@ async function upscaleSdx4(
     tiled,
     ...(f.fp16 ? { variant: 'fp16' as const } : {}),
   });
-  const bars = progressBars(f.quiet || f.json);
-  const t0 = performance.now();
-  let out: NDArray;
-  try {
-    const e = f.promptEmbeds
-      ? await promptConditioning(f, {
-          needNegative: guidance > 1,
-          text: async () => undefined,
-          missing: '',
-          say,
-        })
-      : await encodeSdx4Prompts(p, [requirePrompt(f)], f.negativePrompt);
-    const n = c.numImages;
-    const r = await sdUpscale(p.components, {
-      image: toUnitTensor(image, n),
-      promptEmbeds: repeatRows(e.promptEmbeds, n),
-      ...(e.negativePromptEmbeds ? { negativePromptEmbeds: repeatRows(e.negativePromptEmbeds, n) } : {}),
-      steps,
-      guidanceScale: guidance,
-      noiseLevel,
-      generator: new Generator(c.seed),
-      onWarning: (m) => say(`warning: ${m}`),
-      onStep: (s) =>
-        bars.onProgress({ status: 'step', stage: 'x4 upscale', step: s.i + 1, total: s.total, t: s.t }),
-    });
-    const img = r.image!.data as Float32Array;
-    out = new NDArray(
-      'float32',
-      r.image!.shape,
-      img.map((v) => v * 2 - 1),
-    );
-  } finally {
-    bars.stop();
-    await p.release();
-  }
-  await writeResults(f, out, t0, say);
+  await runWithProgress(f, say, async (onProgress) => {
+    try {
+      const e = f.promptEmbeds
+        ? await promptConditioning(f, {
+            needNegative: guidance > 1,
+            text: async () => undefined,
+            missing: '',
+            say,
+          })
+        : await encodeSdx4Prompts(p, [requirePrompt(f)], f.negativePrompt);
+      const n = c.numImages;
+      const r = await sdUpscale(p.components, {
+        image: toUnitTensor(image, n),
+        promptEmbeds: repeatRows(e.promptEmbeds, n),
+        ...(e.negativePromptEmbeds ? { negativePromptEmbeds: repeatRows(e.negativePromptEmbeds, n) } : {}),
+        steps,
+        guidanceScale: guidance,
+        noiseLevel,
+        generator: new Generator(c.seed),
+        onWarning: (m) => say(`warning: ${m}`),
+        onStep: (s) =>
+          onProgress({ status: 'step', stage: 'x4 upscale', step: s.i + 1, total: s.total, t: s.t }),
+      });
+      const img = r.image!.data as Float32Array;
+      return new NDArray(
+        'float32',
+        r.image!.shape,
+        img.map((v) => v * 2 - 1),
+      );
+    } finally {
+      await p.release();
+    }
+  });
 }

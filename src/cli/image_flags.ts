@@ -1,0 +1,125 @@
+/** The flags every image command (vary, inpaint, upscale) has, and the parsers of their values. */
+import type { Command } from 'commander';
+import { usageError } from './errors.js';
+
+export function parseSteps(v: string | undefined, flag = '--steps'): number | string | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (Number.isInteger(n)) {
+    if (n < 1 || n > 1000) throw usageError(`${flag} must be in 1..1000 or a preset name, got "${v}"`);
+    return n;
+  }
+  return v;
+}
+
+export function parseNumber(
+  v: string | undefined,
+  flag: string,
+  min: number,
+  max: number,
+): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n < min || n > max) {
+    throw usageError(`${flag} must be a number in [${min}, ${max}], got "${v}"`);
+  }
+  return n;
+}
+
+export function parseStrength(v: string | undefined, flag: string): number | undefined {
+  const s = parseNumber(v, flag, 0, 1);
+  if (s === 0) throw usageError(`${flag} must be in (0, 1]: 0 would return the input unchanged`);
+  return s;
+}
+
+export function parseNoiseLevel(v: string): number {
+  const n = parseNumber(v, '--noise-level', 0, 999)!;
+  if (!Number.isInteger(n)) throw usageError('--noise-level must be an integer in 0..999');
+  return n;
+}
+
+export function parseSeed(v: string): number {
+  const seed = Number(v);
+  if (v.trim() === '' || !Number.isSafeInteger(seed) || seed < 0) {
+    throw usageError(`--seed must be a non-negative integer, got "${v}"`);
+  }
+  return seed;
+}
+
+/** What `parseCommon` makes of `CommonFlags`. */
+export interface CommonOptions {
+  seed: number;
+  numImages: number;
+  thresholding?: 'dynamic' | 'static' | 'none';
+  sampler: 'ddpm' | 'ddim';
+  device: 'cpu' | 'cuda';
+}
+
+export function parseCommon(f: CommonFlags): CommonOptions {
+  const numImages = Number(f.numImages);
+  if (!Number.isInteger(numImages) || numImages < 1 || numImages > 64)
+    throw usageError('--num-images must be an integer in 1..64');
+  if (f.threshold && !['dynamic', 'static', 'none'].includes(f.threshold)) {
+    throw usageError(`--threshold must be dynamic, static or none, got "${f.threshold}"`);
+  }
+  if (f.sampler !== 'ddpm' && f.sampler !== 'ddim') throw usageError('--sampler must be ddpm or ddim');
+  if (f.device !== 'cpu' && f.device !== 'cuda')
+    throw usageError(`--device must be cpu or cuda, got "${f.device}"`);
+  return {
+    device: f.device,
+    seed: parseSeed(f.seed),
+    numImages,
+    thresholding: f.threshold as 'dynamic' | undefined,
+    sampler: f.sampler,
+  };
+}
+
+/** Flags every image command has. */
+export interface CommonFlags {
+  prompt?: string;
+  promptEmbeds?: string;
+  negativePrompt: string;
+  out: string;
+  seed: string;
+  numImages: string;
+  threshold?: string;
+  sampler: string;
+  device: string;
+  fp16: boolean;
+  cleanCaption: boolean;
+  quiet: boolean;
+  json: boolean;
+}
+
+/** Register the flags of `CommonFlags` (same names, help and defaults in every image command). */
+export function addCommonOptions(cmd: Command): Command {
+  return cmd
+    .option('--prompt <text>', 'the text prompt (or --prompt-embeds)')
+    .option(
+      '--prompt-embeds <file>',
+      'precomputed embeddings from `imagen encode` (prompt_embeds, negative_prompt_embeds)',
+    )
+    .option('--negative-prompt <text>', 'what to steer away from (the unconditional branch)', '')
+    .option('--out <file>', 'output PNG (several images: out-0.png, out-1.png, …)', 'out.png')
+    .option('--seed <n>', 'random seed: the same seed gives the same image on the same machine', '0')
+    .option('--num-images <n>', 'images per prompt', '1')
+    .option('--threshold <kind>', 'dynamic | static | none [default: the scheduler config: dynamic for IF]')
+    .option('--sampler <name>', 'ddpm | ddim', 'ddpm')
+    .option(
+      '--device <name>',
+      "cpu | cuda (ONNX Runtime's CUDA provider; falls back to CPU with a message)",
+      'cpu',
+    )
+    .option('--fp16', 'load *.fp16.safetensors weight variants', false)
+    .option('--no-clean-caption', 'skip IF caption cleaning (lower-case + strip only)')
+    .option('--quiet', 'no progress output', false)
+    .option('--json', 'print a JSON result on stdout', false);
+}
+
+/** The prompt source: --prompt-embeds, else --prompt with a text encoder; exactly one prompt source is needed. */
+export function requirePrompt(f: CommonFlags): string {
+  if (f.promptEmbeds) return f.prompt ?? '';
+  if (f.prompt === undefined)
+    throw usageError('pass --prompt "…" (or --prompt-embeds FILE from `imagen encode`)');
+  return f.prompt;
+}

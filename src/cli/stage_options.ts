@@ -1,0 +1,86 @@
+/**
+ * The stage-I / stage-II flags of `vary` and `inpaint`: one set of names, parsers and defaults so
+ * the two commands cannot drift apart; only the wording of some help lines is the command's own.
+ */
+import type { Command } from 'commander';
+import type { ImageStageOptions, StageDefaults } from '../pipelines/img2img.js';
+import {
+  type CommonFlags,
+  type CommonOptions,
+  parseNoiseLevel,
+  parseNumber,
+  parseSteps,
+  parseStrength,
+} from './image_flags.js';
+
+export interface StageFlags extends CommonFlags {
+  model: string;
+  srModel?: string;
+  strength?: string;
+  srStrength?: string;
+  steps?: string;
+  srSteps?: string;
+  guidance?: string;
+  srGuidance?: string;
+  noiseLevel: string;
+}
+
+/** A pipeline's defaults for both stages (`IF_IMG2IMG_DEFAULTS`, `IF_INPAINT_DEFAULTS`). */
+export interface TwoStageDefaults {
+  base: StageDefaults;
+  sr: StageDefaults & { noiseLevel: number };
+}
+
+/** Help lines whose meaning differs by command; `[default: …]` is appended from the defaults. */
+export interface StageHelp {
+  srModel: string;
+  strength: string;
+  steps: string;
+  srSteps: string;
+  noiseLevel: string;
+}
+
+/** Register the flags of `StageFlags` after `--model` (and whatever the command adds between). */
+export function addStageOptions(cmd: Command, d: TwoStageDefaults, help: StageHelp): Command {
+  return cmd
+    .option('--sr-model <dir>', help.srModel)
+    .option('--strength <f>', `${help.strength} [default: ${d.base.strength}]`)
+    .option('--sr-strength <f>', `stage-II strength [default: ${d.sr.strength}]`)
+    .option('--steps <n|preset>', `${help.steps} [default: ${d.base.steps}]`)
+    .option('--sr-steps <n|preset>', `${help.srSteps} [default: ${d.sr.steps}]`)
+    .option('--guidance <f>', `stage-I classifier-free guidance scale [default: ${d.base.guidanceScale}]`)
+    .option('--sr-guidance <f>', `stage-II guidance scale [default: ${d.sr.guidanceScale}]`)
+    .option('--noise-level <n>', help.noiseLevel, String(d.sr.noiseLevel));
+}
+
+export interface StageOptions {
+  base: ImageStageOptions;
+  sr: ImageStageOptions & { noiseLevel: number };
+  /** Whether either stage guides (scale > 1), which needs the negative prompt's embeddings. */
+  needNegative: boolean;
+}
+
+/** Parse every stage flag, so that a typo fails before gigabytes of weights load. */
+export function parseStageOptions(f: StageFlags, c: CommonOptions, d: TwoStageDefaults): StageOptions {
+  const guidance = parseNumber(f.guidance, '--guidance', 0, 100);
+  const base = {
+    steps: parseSteps(f.steps),
+    guidanceScale: guidance,
+    strength: parseStrength(f.strength, '--strength'),
+    thresholding: c.thresholding,
+    sampler: c.sampler,
+  };
+  const sr = {
+    steps: parseSteps(f.srSteps, '--sr-steps'),
+    guidanceScale: parseNumber(f.srGuidance, '--sr-guidance', 0, 100),
+    strength: parseStrength(f.srStrength, '--sr-strength'),
+    thresholding: c.thresholding,
+    sampler: c.sampler,
+    noiseLevel: parseNoiseLevel(f.noiseLevel),
+  };
+  return {
+    base,
+    sr,
+    needNegative: Math.max(guidance ?? d.base.guidanceScale, sr.guidanceScale ?? d.sr.guidanceScale) > 1,
+  };
+}
