@@ -1,28 +1,26 @@
 import type { Tensor } from '../../engine/graph.js';
-import * as F from '../../engine/ops/index.js';
 import { Module } from '../../nn/index.js';
-import { AddedKVAttention } from './attention.js';
-import { ResnetBlock2D, type ResnetOptions } from './resnet.js';
+import { AddedKVAttention, type AddedKVAttentionOptions } from './attention.js';
+import {
+  type AttentionFactory,
+  type BlockContext,
+  DownLayers,
+  type ResnetShared,
+  UpLayers,
+} from './block_layers.js';
+import { ResnetBlock2D } from './resnet.js';
 
-export type ResnetShared = Omit<ResnetOptions, 'inChannels' | 'outChannels' | 'down' | 'up'>;
+export type { BlockContext, ResnetShared } from './block_layers.js';
 
-export interface AttnShared {
-  headDim: number;
-  crossDim: number;
-  groups: number;
-  onlyCross: boolean;
-}
+/** What a block passes each of its attentions: all but the width, which is the block's. */
+export type AttnShared = Omit<AddedKVAttentionOptions, 'channels'>;
 
-export interface BlockContext {
-  temb: Tensor;
-  ctx: Tensor;
-  textBias?: Tensor;
+function addedKV(attn: AttnShared | undefined): AttentionFactory<AddedKVAttention> | undefined {
+  return attn && ((prefix, channels) => new AddedKVAttention(prefix, { ...attn, channels }));
 }
 
 /** ResnetDownsampleBlock2D / SimpleCrossAttnDownBlock2D: resnets (+ attentions), then a resnet ↓. */
-export class DownBlock extends Module {
-  resnets: ResnetBlock2D[] = [];
-  attentions: AddedKVAttention[] = [];
+export class DownBlock extends DownLayers<AddedKVAttention> {
   downsampler: ResnetBlock2D | undefined;
 
   constructor(
@@ -34,23 +32,7 @@ export class DownBlock extends Module {
     attn: AttnShared | undefined,
     addDownsample: boolean,
   ) {
-    super(prefix);
-    for (let j = 0; j < layers; j++) {
-      this.resnets.push(
-        this.child(
-          new ResnetBlock2D(`${prefix}.resnets.${j}`, {
-            ...res,
-            inChannels: j === 0 ? inCh : outCh,
-            outChannels: outCh,
-          }),
-        ),
-      );
-      if (attn) {
-        this.attentions.push(
-          this.child(new AddedKVAttention(`${prefix}.attentions.${j}`, { ...attn, channels: outCh })),
-        );
-      }
-    }
+    super(prefix, inCh, outCh, layers, res, addedKV(attn));
     if (addDownsample) {
       this.downsampler = this.child(
         new ResnetBlock2D(`${prefix}.downsamplers.0`, {
@@ -63,19 +45,8 @@ export class DownBlock extends Module {
     }
   }
 
-  forward(x: Tensor, c: BlockContext): { x: Tensor; skips: Tensor[] } {
-    const skips: Tensor[] = [];
-    this.resnets.forEach((r, j) => {
-      x = r.forward(x, c.temb);
-      const a = this.attentions[j];
-      if (a) x = a.forward(x, c.ctx, c.textBias);
-      skips.push(x);
-    });
-    if (this.downsampler) {
-      x = this.downsampler.forward(x, c.temb);
-      skips.push(x);
-    }
-    return { x, skips };
+  protected downsample(x: Tensor, c: BlockContext): Tensor | undefined {
+    return this.downsampler?.forward(x, c.temb);
   }
 }
 
@@ -98,9 +69,7 @@ export class MidBlock extends Module {
 }
 
 /** ResnetUpsampleBlock2D / SimpleCrossAttnUpBlock2D: [hidden, skip] concat → resnet (+ attention), then resnet ↑. */
-export class UpBlock extends Module {
-  resnets: ResnetBlock2D[] = [];
-  attentions: AddedKVAttention[] = [];
+export class UpBlock extends UpLayers<AddedKVAttention> {
   upsampler: ResnetBlock2D | undefined;
 
   constructor(
@@ -113,20 +82,7 @@ export class UpBlock extends Module {
     attn: AttnShared | undefined,
     addUpsample: boolean,
   ) {
-    super(prefix);
-    for (let j = 0; j < layers; j++) {
-      const inCh = (j === 0 ? prevCh : outCh) + (j === layers - 1 ? skipInCh : outCh);
-      this.resnets.push(
-        this.child(
-          new ResnetBlock2D(`${prefix}.resnets.${j}`, { ...res, inChannels: inCh, outChannels: outCh }),
-        ),
-      );
-      if (attn) {
-        this.attentions.push(
-          this.child(new AddedKVAttention(`${prefix}.attentions.${j}`, { ...attn, channels: outCh })),
-        );
-      }
-    }
+    super(prefix, prevCh, outCh, skipInCh, layers, res, addedKV(attn));
     if (addUpsample) {
       this.upsampler = this.child(
         new ResnetBlock2D(`${prefix}.upsamplers.0`, {
@@ -139,14 +95,7 @@ export class UpBlock extends Module {
     }
   }
 
-  forward(x: Tensor, skips: Tensor[], c: BlockContext): Tensor {
-    this.resnets.forEach((r, j) => {
-      const skip = skips.pop()!;
-      x = r.forward(F.concat([x, skip], 1), c.temb);
-      const a = this.attentions[j];
-      if (a) x = a.forward(x, c.ctx, c.textBias);
-    });
-    if (this.upsampler) x = this.upsampler.forward(x, c.temb);
-    return x;
+  protected upsample(x: Tensor, _skips: readonly Tensor[], c: BlockContext): Tensor {
+    return this.upsampler ? this.upsampler.forward(x, c.temb) : x;
   }
 }

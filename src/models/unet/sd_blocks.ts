@@ -9,7 +9,13 @@ import { ImagenError } from '../../engine/errors.js';
 import type { Tensor } from '../../engine/graph.js';
 import * as F from '../../engine/ops/index.js';
 import { Conv2d, GroupNorm, LayerNorm, Linear, Module } from '../../nn/index.js';
-import type { BlockContext, ResnetShared } from './blocks.js';
+import {
+  type AttentionFactory,
+  type BlockContext,
+  DownLayers,
+  type ResnetShared,
+  UpLayers,
+} from './block_layers.js';
 import { ResnetBlock2D } from './resnet.js';
 
 /** diffusers `Attention` with the plain `AttnProcessor`: q from x, k/v from the context (or x). */
@@ -78,6 +84,7 @@ export class GegluFeedForward extends Module {
 
 export interface TransformerOptions {
   channels: number;
+  /** Number of heads (diffusers' legacy `attention_head_dim` for these blocks). */
   heads: number;
   crossDim: number;
   groups: number;
@@ -246,24 +253,15 @@ export class Upsample2D extends Module {
   }
 }
 
-export interface SdAttnShared {
-  /** Number of heads (diffusers' legacy `attention_head_dim` for these blocks). */
-  heads: number;
-  crossDim: number;
-  groups: number;
-  layers: number;
-  linearProjection: boolean;
-  onlyCross: boolean;
-}
+/** What a block passes each of its transformers: all but the width, which is the block's. */
+export type SdAttnShared = Omit<TransformerOptions, 'channels'>;
 
-function transformer(prefix: string, channels: number, a: SdAttnShared): Transformer2DModel {
-  return new Transformer2DModel(prefix, { ...a, channels });
+function transformers(a: SdAttnShared | undefined): AttentionFactory<Transformer2DModel> | undefined {
+  return a && ((prefix, channels) => new Transformer2DModel(prefix, { ...a, channels }));
 }
 
 /** DownBlock2D (no attention) / CrossAttnDownBlock2D: resnets (+ transformers), then a stride-2 conv. */
-export class SdDownBlock extends Module {
-  resnets: ResnetBlock2D[] = [];
-  attentions: Transformer2DModel[] = [];
+export class SdDownBlock extends DownLayers<Transformer2DModel> {
   downsampler: Downsample2D | undefined;
 
   constructor(
@@ -275,37 +273,14 @@ export class SdDownBlock extends Module {
     attn: SdAttnShared | undefined,
     downsamplePadding: number | undefined,
   ) {
-    super(prefix);
-    for (let j = 0; j < layers; j++) {
-      this.resnets.push(
-        this.child(
-          new ResnetBlock2D(`${prefix}.resnets.${j}`, {
-            ...res,
-            inChannels: j === 0 ? inCh : outCh,
-            outChannels: outCh,
-          }),
-        ),
-      );
-      if (attn) this.attentions.push(this.child(transformer(`${prefix}.attentions.${j}`, outCh, attn)));
-    }
+    super(prefix, inCh, outCh, layers, res, transformers(attn));
     if (downsamplePadding !== undefined) {
       this.downsampler = this.child(new Downsample2D(`${prefix}.downsamplers.0`, outCh, downsamplePadding));
     }
   }
 
-  forward(x: Tensor, c: BlockContext): { x: Tensor; skips: Tensor[] } {
-    const skips: Tensor[] = [];
-    this.resnets.forEach((r, j) => {
-      x = r.forward(x, c.temb);
-      const a = this.attentions[j];
-      if (a) x = a.forward(x, c.ctx, c.textBias);
-      skips.push(x);
-    });
-    if (this.downsampler) {
-      x = this.downsampler.forward(x);
-      skips.push(x);
-    }
-    return { x, skips };
+  protected downsample(x: Tensor): Tensor | undefined {
+    return this.downsampler?.forward(x);
   }
 }
 
@@ -319,7 +294,11 @@ export class SdMidBlock extends Module {
       this.child(new ResnetBlock2D(`${prefix}.resnets.0`, { ...res, inChannels: ch, outChannels: ch })),
     ];
     // The mid block never uses only_cross_attention (diffusers does not pass it there).
-    this.attentions = [this.child(transformer(`${prefix}.attentions.0`, ch, { ...attn, onlyCross: false }))];
+    this.attentions = [
+      this.child(
+        new Transformer2DModel(`${prefix}.attentions.0`, { ...attn, onlyCross: false, channels: ch }),
+      ),
+    ];
     this.resnets.push(
       this.child(new ResnetBlock2D(`${prefix}.resnets.1`, { ...res, inChannels: ch, outChannels: ch })),
     );
@@ -332,9 +311,7 @@ export class SdMidBlock extends Module {
 }
 
 /** UpBlock2D / CrossAttnUpBlock2D: [hidden, skip] concat → resnet (+ transformer), then nearest ×2 + conv. */
-export class SdUpBlock extends Module {
-  resnets: ResnetBlock2D[] = [];
-  attentions: Transformer2DModel[] = [];
+export class SdUpBlock extends UpLayers<Transformer2DModel> {
   upsampler: Upsample2D | undefined;
 
   constructor(
@@ -347,31 +324,14 @@ export class SdUpBlock extends Module {
     attn: SdAttnShared | undefined,
     addUpsample: boolean,
   ) {
-    super(prefix);
-    for (let j = 0; j < layers; j++) {
-      const inCh = (j === 0 ? prevCh : outCh) + (j === layers - 1 ? skipInCh : outCh);
-      this.resnets.push(
-        this.child(
-          new ResnetBlock2D(`${prefix}.resnets.${j}`, { ...res, inChannels: inCh, outChannels: outCh }),
-        ),
-      );
-      if (attn) this.attentions.push(this.child(transformer(`${prefix}.attentions.${j}`, outCh, attn)));
-    }
+    super(prefix, prevCh, outCh, skipInCh, layers, res, transformers(attn));
     if (addUpsample) this.upsampler = this.child(new Upsample2D(`${prefix}.upsamplers.0`, outCh));
   }
 
-  /** Pops one skip per resnet; the upsampler targets the size of the next block's first skip. */
-  forward(x: Tensor, skips: Tensor[], c: BlockContext): Tensor {
-    this.resnets.forEach((r, j) => {
-      const skip = skips.pop()!;
-      x = r.forward(F.concat([x, skip], 1), c.temb);
-      const a = this.attentions[j];
-      if (a) x = a.forward(x, c.ctx, c.textBias);
-    });
-    if (this.upsampler) {
-      const next = skips[skips.length - 1];
-      x = this.upsampler.forward(x, next && [next.shape[2]!, next.shape[3]!]);
-    }
-    return x;
+  /** To the size of the next block's first skip: one short of 2× where a side was odd on the way down. */
+  protected upsample(x: Tensor, skips: readonly Tensor[]): Tensor {
+    if (!this.upsampler) return x;
+    const next = skips[skips.length - 1];
+    return this.upsampler.forward(x, next && [next.shape[2]!, next.shape[3]!]);
   }
 }
