@@ -10,11 +10,11 @@ import { utf8Decoder, utf8Encoder, validUtf8CharLen } from './normalizer.js';
 import {
   type AddedTokenSpec,
   AddedTokenSplitter,
-  addEosIfNotPresent,
   type BatchEncoding,
   type DecodeOptions,
   type EncodeBatchOptions,
-  encodeBatchWith,
+  encodeBatchWithEos,
+  encodeWithEos,
   type TextTokenizer,
 } from './tokenizer.js';
 
@@ -72,21 +72,11 @@ export class ByT5Tokenizer implements TextTokenizer {
   }
 
   encode(text: string, addSpecialTokens = true): number[] {
-    const ids = this.encodeRaw(text);
-    return addSpecialTokens ? addEosIfNotPresent(ids, this.eosId) : ids;
+    return encodeWithEos(this, text, addSpecialTokens);
   }
 
   encodeBatch(texts: readonly string[], opts: EncodeBatchOptions = {}): BatchEncoding {
-    return encodeBatchWith(
-      {
-        encodeRaw: (t) => this.encodeRaw(t),
-        addSpecial: (ids) => addEosIfNotPresent(ids, this.eosId),
-        numSpecialTokens: 1,
-        padId: this.padId,
-      },
-      texts,
-      opts,
-    );
+    return encodeBatchWithEos(this, texts, opts);
   }
 
   /** Bytes → UTF-8 text; invalid sequences are dropped (Python `errors="ignore"`). */

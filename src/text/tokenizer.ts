@@ -222,6 +222,38 @@ export function addEosIfNotPresent(ids: number[], eosId: number): number[] {
   return [...ids, eosId];
 }
 
+/** A tokenizer of the T5 family (T5, ByT5), whose only special token is a trailing `</s>`. */
+export interface EosTokenizer {
+  readonly padId: number;
+  readonly eosId: number;
+  /** Ids without special tokens. */
+  encodeRaw(text: string): number[];
+}
+
+/** `encode` of the T5 family: `</s>` appended unless the ids already end with it. */
+export function encodeWithEos(t: EosTokenizer, text: string, addSpecialTokens: boolean): number[] {
+  const ids = t.encodeRaw(text);
+  return addSpecialTokens ? addEosIfNotPresent(ids, t.eosId) : ids;
+}
+
+/** `encodeBatch` of the T5 family: truncation leaves room for the one `</s>`. */
+export function encodeBatchWithEos(
+  t: EosTokenizer,
+  texts: readonly string[],
+  opts: EncodeBatchOptions,
+): BatchEncoding {
+  return encodeBatchWith(
+    {
+      encodeRaw: (x) => t.encodeRaw(x),
+      addSpecial: (ids) => addEosIfNotPresent(ids, t.eosId),
+      numSpecialTokens: 1,
+      padId: t.padId,
+    },
+    texts,
+    opts,
+  );
+}
+
 // ---------------------------------------------------------------------------------------------
 // tokenizer_config.json helpers
 
@@ -398,21 +430,11 @@ export class T5Tokenizer implements TextTokenizer {
   }
 
   encode(text: string, addSpecialTokens = true): number[] {
-    const ids = this.encodeRaw(text);
-    return addSpecialTokens ? addEosIfNotPresent(ids, this.eosId) : ids;
+    return encodeWithEos(this, text, addSpecialTokens);
   }
 
   encodeBatch(texts: readonly string[], opts: EncodeBatchOptions = {}): BatchEncoding {
-    return encodeBatchWith(
-      {
-        encodeRaw: (t) => this.encodeRaw(t),
-        addSpecial: (ids) => addEosIfNotPresent(ids, this.eosId),
-        numSpecialTokens: 1,
-        padId: this.padId,
-      },
-      texts,
-      opts,
-    );
+    return encodeBatchWithEos(this, texts, opts);
   }
 
   decode(ids: ArrayLike<number>, opts: DecodeOptions = {}): string {
