@@ -3,16 +3,12 @@
  * `--sr3-model` when that folder is an IF super-resolution pipeline.
  */
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { readImage } from '../../src/platform/node/image.js';
-import { buildTinyIfFolders, type TinyIfFolders } from '../helpers/tiny_if.js';
+import { useTinyIfFolders } from '../helpers/test_dirs.js';
 
-let f: TinyIfFolders;
-beforeAll(async () => {
-  f = await buildTinyIfFolders();
-});
-afterAll(() => f.cleanup());
+const f = useTinyIfFolders();
 
 const gen = (out: string, extra: string[]) =>
   main([

@@ -1,43 +1,33 @@
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { readImage, writePng } from '../../src/platform/node/image.js';
 import { readMask } from '../../src/platform/node/mask.js';
 import { runCli } from '../helpers/cli.js';
-import {
-  buildTinyIfFolders,
-  TINY_BASE_SIZE,
-  TINY_SR_SIZE,
-  type TinyIfFolders,
-  testPicture,
-} from '../helpers/tiny_if.js';
+import { useTinyIfFolders, useTmpDir } from '../helpers/test_dirs.js';
+import { TINY_BASE_SIZE, TINY_SR_SIZE, testPicture } from '../helpers/tiny_if.js';
 
-let folders: TinyIfFolders;
-let tmp: string;
+const folders = useTinyIfFolders();
+const tmp = useTmpDir('image-cmds-');
 const picture = testPicture(TINY_BASE_SIZE, TINY_BASE_SIZE);
 
 beforeAll(async () => {
-  folders = await buildTinyIfFolders();
-  tmp = mkdtempSync(join(tmpdir(), 'image-cmds-'));
-  await writePng(join(tmp, 'in.png'), picture);
-  await writePng(join(tmp, 'big.png'), testPicture(48, 48));
+  await writePng(tmp.file('in.png'), picture);
+  await writePng(tmp.file('big.png'), testPicture(48, 48));
   // left half white (repaint), right half black (keep)
   const m = new Uint8Array(TINY_BASE_SIZE * TINY_BASE_SIZE * 3);
   for (let p = 0; p < TINY_BASE_SIZE * TINY_BASE_SIZE; p++)
     if (p % TINY_BASE_SIZE < TINY_BASE_SIZE / 2) m.fill(255, p * 3, p * 3 + 3);
-  await writePng(join(tmp, 'mask.png'), { width: TINY_BASE_SIZE, height: TINY_BASE_SIZE, data: m });
-  await writePng(join(tmp, 'small-mask.png'), { width: 8, height: 8, data: new Uint8Array(8 * 8 * 3) });
-});
-afterAll(() => {
-  folders?.cleanup();
-  if (tmp) rmSync(tmp, { recursive: true, force: true });
+  await writePng(tmp.file('mask.png'), { width: TINY_BASE_SIZE, height: TINY_BASE_SIZE, data: m });
+  await writePng(tmp.file('small-mask.png'), { width: 8, height: 8, data: new Uint8Array(8 * 8 * 3) });
 });
 
 /** Runs the CLI, capturing stdout and stderr. */
 const run = runCli;
 
 const common = ['--prompt', 'a red square', '--seed', '7', '--quiet'];
+const vary = (...extra: string[]) =>
+  run(['vary', tmp.file('in.png'), '--model', folders.base, ...common, ...extra]);
 
 describe('imagen vary / inpaint / upscale: help', () => {
   it.each(['vary', 'inpaint', 'upscale'])(
@@ -54,51 +44,22 @@ describe('imagen vary / inpaint / upscale: help', () => {
 
 describe('imagen vary', () => {
   it('writes a stage-I image and reports JSON; the same seed gives the same PNG', async () => {
-    const out = join(tmp, 'vary.png');
-    const r = await run([
-      'vary',
-      join(tmp, 'in.png'),
-      '--model',
-      folders.base,
-      ...common,
-      '--steps',
-      '6',
-      '--strength',
-      '0.5',
-      '--out',
-      out,
-      '--json',
-    ]);
+    const out = tmp.file('vary.png');
+    const r = await vary('--steps', '6', '--strength', '0.5', '--out', out, '--json');
     expect(r.code, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout);
     expect([j.width, j.height]).toEqual([TINY_BASE_SIZE, TINY_BASE_SIZE]);
     const a = await readImage(out);
-    const out2 = join(tmp, 'vary2.png');
-    expect(
-      (
-        await run([
-          'vary',
-          join(tmp, 'in.png'),
-          '--model',
-          folders.base,
-          ...common,
-          '--steps',
-          '6',
-          '--strength',
-          '0.5',
-          '--out',
-          out2,
-        ])
-      ).code,
-    ).toBe(0);
+    const out2 = tmp.file('vary2.png');
+    expect((await vary('--steps', '6', '--strength', '0.5', '--out', out2)).code).toBe(0);
     expect(Buffer.from((await readImage(out2)).data).equals(Buffer.from(a.data))).toBe(true);
   });
 
   it('with --sr-model writes the stage-II size and warns about the resize', async () => {
-    const out = join(tmp, 'vary-sr.png');
+    const out = tmp.file('vary-sr.png');
     const r = await run([
       'vary',
-      join(tmp, 'big.png'),
+      tmp.file('big.png'),
       '--model',
       folders.base,
       '--sr-model',
@@ -119,14 +80,14 @@ describe('imagen vary', () => {
   });
 
   it('exit code 2 for swapped stages, bad flags and incomplete folders, with the reason', async () => {
-    let r = await run(['vary', join(tmp, 'in.png'), '--model', folders.sr, ...common]);
+    let r = await run(['vary', tmp.file('in.png'), '--model', folders.sr, ...common]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(
       /super-resolution \(stage II\) model \(in_channels 6, class embedding 'timestep'\)/,
     );
     r = await run([
       'vary',
-      join(tmp, 'in.png'),
+      tmp.file('in.png'),
       '--model',
       folders.base,
       '--sr-model',
@@ -135,23 +96,23 @@ describe('imagen vary', () => {
     ]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--sr-model .* is not a super-resolution \(stage II\) model \(in_channels 3/);
-    r = await run(['vary', join(tmp, 'in.png'), '--model', folders.base, ...common, '--strength', '0']);
+    r = await vary('--strength', '0');
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--strength must be in \(0, 1\]/);
-    r = await run(['vary', join(tmp, 'in.png'), '--model', folders.base, ...common, '--device', 'tpu']);
+    r = await vary('--device', 'tpu');
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--device must be cpu or cuda/);
-    r = await run(['vary', join(tmp, 'in.png'), '--model', folders.base, '--seed', '1']);
+    r = await run(['vary', tmp.file('in.png'), '--model', folders.base, '--seed', '1']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/pass --prompt/);
-    r = await run(['vary', join(tmp, 'nope.png'), '--model', folders.base, ...common]);
+    r = await run(['vary', tmp.file('nope.png'), '--model', folders.base, ...common]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/nope.png: image file not found/);
-    const broken = join(tmp, 'broken');
+    const broken = tmp.file('broken');
     cpSync(folders.base, broken, { recursive: true });
     rmSync(join(broken, 'scheduler'), { recursive: true });
     rmSync(join(broken, 'tokenizer'), { recursive: true });
-    r = await run(['vary', join(tmp, 'in.png'), '--model', broken, ...common]);
+    r = await run(['vary', tmp.file('in.png'), '--model', broken, ...common]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--model .*broken: pipeline folder is missing scheduler, tokenizer/);
   });
@@ -159,12 +120,12 @@ describe('imagen vary', () => {
 
 describe('imagen inpaint', () => {
   it('keeps the black-masked pixels of the input exactly', async () => {
-    const out = join(tmp, 'inpaint.png');
+    const out = tmp.file('inpaint.png');
     const r = await run([
       'inpaint',
-      join(tmp, 'in.png'),
+      tmp.file('in.png'),
       '--mask',
-      join(tmp, 'mask.png'),
+      tmp.file('mask.png'),
       '--model',
       folders.base,
       ...common,
@@ -187,12 +148,12 @@ describe('imagen inpaint', () => {
   });
 
   it('both stages give the stage-II size', async () => {
-    const out = join(tmp, 'inpaint-sr.png');
+    const out = tmp.file('inpaint-sr.png');
     const r = await run([
       'inpaint',
-      join(tmp, 'in.png'),
+      tmp.file('in.png'),
       '--mask',
-      join(tmp, 'mask.png'),
+      tmp.file('mask.png'),
       '--model',
       folders.base,
       '--sr-model',
@@ -211,11 +172,11 @@ describe('imagen inpaint', () => {
   });
 
   it('--extend builds the padded canvas and a mask white on the new border', async () => {
-    const out = join(tmp, 'outpaint.png');
-    const maskOut = join(tmp, 'outpaint-mask.png');
+    const out = tmp.file('outpaint.png');
+    const maskOut = tmp.file('outpaint-mask.png');
     const r = await run([
       'inpaint',
-      join(tmp, 'in.png'),
+      tmp.file('in.png'),
       '--extend',
       'left=16,right=0',
       '--model',
@@ -252,21 +213,21 @@ describe('imagen inpaint', () => {
   it('exit code 2 for a mask of another size, no mask, or a bad --extend', async () => {
     let r = await run([
       'inpaint',
-      join(tmp, 'in.png'),
+      tmp.file('in.png'),
       '--mask',
-      join(tmp, 'small-mask.png'),
+      tmp.file('small-mask.png'),
       '--model',
       folders.base,
       ...common,
     ]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/is 8×8 but the image .* is 16×16/);
-    r = await run(['inpaint', join(tmp, 'in.png'), '--model', folders.base, ...common]);
+    r = await run(['inpaint', tmp.file('in.png'), '--model', folders.base, ...common]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/needs --mask/);
     r = await run([
       'inpaint',
-      join(tmp, 'in.png'),
+      tmp.file('in.png'),
       '--extend',
       'sideways=3',
       '--model',
@@ -280,10 +241,10 @@ describe('imagen inpaint', () => {
 
 describe('imagen upscale', () => {
   it('lifts a user PNG with the text encoder of the stage-I folder; warns when it resizes the input', async () => {
-    const out = join(tmp, 'up.png');
+    const out = tmp.file('up.png');
     let r = await run([
       'upscale',
-      join(tmp, 'in.png'),
+      tmp.file('in.png'),
       '--model',
       folders.sr,
       '--text-encoder',
@@ -304,7 +265,7 @@ describe('imagen upscale', () => {
     ]);
     r = await run([
       'upscale',
-      join(tmp, 'in.png'),
+      tmp.file('in.png'),
       '--model',
       folders.sr,
       '--text-encoder',
@@ -325,10 +286,10 @@ describe('imagen upscale', () => {
   });
 
   it("uses the folder's own text encoder, or --prompt-embeds written by imagen encode", async () => {
-    const out = join(tmp, 'up2.png');
+    const out = tmp.file('up2.png');
     let r = await run([
       'upscale',
-      join(tmp, 'in.png'),
+      tmp.file('in.png'),
       '--model',
       folders.srWithText,
       '--prompt',
@@ -340,7 +301,7 @@ describe('imagen upscale', () => {
       '--quiet',
     ]);
     expect(r.code, r.stderr).toBe(0);
-    const emb = join(tmp, 'emb.safetensors');
+    const emb = tmp.file('emb.safetensors');
     r = await run([
       'encode',
       'x',
@@ -356,7 +317,7 @@ describe('imagen upscale', () => {
     expect(r.code, r.stderr).toBe(0);
     r = await run([
       'upscale',
-      join(tmp, 'in.png'),
+      tmp.file('in.png'),
       '--model',
       folders.sr,
       '--prompt-embeds',
@@ -371,21 +332,13 @@ describe('imagen upscale', () => {
   });
 
   it('exit code 2 without any text encoder, or with a stage-I folder', async () => {
-    let r = await run(['upscale', join(tmp, 'in.png'), '--model', folders.sr, ...common]);
+    let r = await run(['upscale', tmp.file('in.png'), '--model', folders.sr, ...common]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/has no text encoder .* pass --text-encoder DIR .* or --prompt-embeds FILE/);
-    r = await run(['upscale', join(tmp, 'in.png'), '--model', folders.base, ...common]);
+    r = await run(['upscale', tmp.file('in.png'), '--model', folders.base, ...common]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/not a super-resolution \(stage II\) model/);
-    r = await run([
-      'upscale',
-      join(tmp, 'in.png'),
-      '--model',
-      folders.sr,
-      ...common,
-      '--noise-level',
-      '1000',
-    ]);
+    r = await run(['upscale', tmp.file('in.png'), '--model', folders.sr, ...common, '--noise-level', '1000']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--noise-level must be a number in \[0, 999\]/);
   });

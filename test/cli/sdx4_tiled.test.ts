@@ -1,26 +1,16 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { readImage, writePng } from '../../src/platform/node/image.js';
 import { runCli } from '../helpers/cli.js';
-import { buildTinyIfFolders, TINY_SR_SIZE, type TinyIfFolders, testPicture } from '../helpers/tiny_if.js';
-import { buildTinySdx4Folder, SDX4_FIXTURE, type TinySdx4Folder } from '../helpers/tiny_sdx4.js';
+import { useTinyIfFolders, useTinySdx4Folder, useTmpDir } from '../helpers/test_dirs.js';
+import { TINY_SR_SIZE, testPicture } from '../helpers/tiny_if.js';
+import { SDX4_FIXTURE } from '../helpers/tiny_sdx4.js';
 
-let folder: TinySdx4Folder;
-let ifs: TinyIfFolders;
-let tmp: string;
+const folder = useTinySdx4Folder();
+const ifs = useTinyIfFolders();
+const tmp = useTmpDir('sdx4-tiled-');
 
 beforeAll(async () => {
-  folder = buildTinySdx4Folder()!;
-  ifs = await buildTinyIfFolders();
-  tmp = mkdtempSync(join(tmpdir(), 'sdx4-tiled-'));
-  await writePng(join(tmp, 'in.png'), testPicture(32, 24));
-});
-afterAll(() => {
-  folder?.cleanup();
-  ifs?.cleanup();
-  if (tmp) rmSync(tmp, { recursive: true, force: true });
+  await writePng(tmp.file('in.png'), testPicture(32, 24));
 });
 
 const run = runCli;
@@ -28,7 +18,7 @@ const run = runCli;
 describe.skipIf(!SDX4_FIXTURE)('imagen upscale --model SD_X4_FOLDER --tiled --tile-size', () => {
   const up = (out: string, ...extra: string[]) => [
     'upscale',
-    join(tmp, 'in.png'),
+    tmp.file('in.png'),
     '--model',
     folder.dir,
     '--prompt',
@@ -44,7 +34,7 @@ describe.skipIf(!SDX4_FIXTURE)('imagen upscale --model SD_X4_FOLDER --tiled --ti
   ];
 
   it('denoises in UNet tiles: 4× output, the same twice, different from the untiled run', async () => {
-    const files = ['t1.png', 't2.png', 'plain.png'].map((f) => join(tmp, f));
+    const files = ['t1.png', 't2.png', 'plain.png'].map((f) => tmp.file(f));
     for (const [out, extra] of [
       [files[0]!, ['--tile-size', '16']],
       [files[1]!, ['--tile-size', '16']],
@@ -61,7 +51,7 @@ describe.skipIf(!SDX4_FIXTURE)('imagen upscale --model SD_X4_FOLDER --tiled --ti
 
   it('bad --tile-size values are usage errors (exit 2)', async () => {
     for (const v of ['12', 'abc', '0']) {
-      const r = await run(up(join(tmp, 'x.png'), '--tiled', '--tile-size', v));
+      const r = await run(up(tmp.file('x.png'), '--tiled', '--tile-size', v));
       expect(r.code, v).toBe(2);
       expect(r.stderr).toMatch(/--tile-size must be a multiple of 8/);
     }
@@ -84,11 +74,11 @@ describe.skipIf(!SDX4_FIXTURE)('imagen upscale --model SD_X4_FOLDER --tiled --ti
       ...['--steps', '2', '--sr-steps', '2', '--sr3-steps', '2', '--quiet', '--out', out],
       ...['--tile-size', tileSize],
     ];
-    const out = join(tmp, 'g.png');
+    const out = tmp.file('g.png');
     let r = await run(gen(out, '16'));
     expect(r.code, r.stderr).toBe(0);
     expect((await readImage(out)).width).toBe(4 * TINY_SR_SIZE);
-    r = await run(gen(join(tmp, 'bad.png'), '20'));
+    r = await run(gen(tmp.file('bad.png'), '20'));
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--tile-size must be a multiple of 8/);
   });

@@ -8,6 +8,7 @@ import { UNet2DConditionModel } from '../../src/models/unet/unet.js';
 import { openSafetensors } from '../../src/platform/node/files.js';
 import { NodeBackend } from '../../src/platform/node/ort.js';
 import { fixture } from '../helpers/fixtures.js';
+import { loadAll } from '../helpers/safetensors.js';
 import { maxAbsErr } from '../reference/fd.js';
 
 const rt = new Runtime(new NodeBackend({ threads: 2 }));
@@ -18,14 +19,6 @@ const wave = (n: number, fn: (k: number) => number) => Array.from({ length: n },
 
 function fixtureConfig(): Record<string, unknown> {
   return JSON.parse(readFileSync(join(DIR!, 'config.json'), 'utf8'));
-}
-
-async function loadAll(file: string): Promise<Record<string, NDArray>> {
-  const st = await openSafetensors(file);
-  const out: Record<string, NDArray> = {};
-  for (const k of st.keys()) out[k] = await st.get(k);
-  await st.close();
-  return out;
 }
 
 async function parity(decompose: boolean): Promise<number> {

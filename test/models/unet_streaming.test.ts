@@ -12,19 +12,12 @@ import { cudaAvailable, NodeBackend } from '../../src/platform/node/ort.js';
 import { createRuntime } from '../../src/platform/node/runtime.js';
 import { loadUNet, loadUNetRunner } from '../../src/platform/node/unet_loader.js';
 import { fixture } from '../helpers/fixtures.js';
+import { loadAll } from '../helpers/safetensors.js';
 import { maxAbsErr } from '../reference/fd.js';
 
 const rt = createRuntime({ threads: 2 });
 const tmp = mkdtempSync(join(tmpdir(), 'unet-streaming-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-async function loadAll(file: string): Promise<Record<string, NDArray>> {
-  const st = await openSafetensors(file);
-  const out: Record<string, NDArray> = {};
-  for (const k of st.keys()) out[k] = await st.get(k);
-  await st.close();
-  return out;
-}
 
 function rel(got: NDArray, want: NDArray): number {
   const scale = Math.max(1e-12, ...Array.from(want.toFloat32().data as Float32Array, Math.abs));

@@ -8,10 +8,10 @@ import { thresholdingFromConfig } from '../../src/diffusion/thresholding.js';
 import type { NDArray } from '../../src/engine/index.js';
 import { guidedDenoiser, superResolution, textToImage } from '../../src/pipelines/if_pipeline.js';
 import { UNetRunner } from '../../src/pipelines/unet_runner.js';
-import { openSafetensors } from '../../src/platform/node/files.js';
 import { createRuntime } from '../../src/platform/node/runtime.js';
 import { loadUNet } from '../../src/platform/node/unet_loader.js';
 import { fixture } from '../helpers/fixtures.js';
+import { loadAll } from '../helpers/safetensors.js';
 import { maxAbsErr } from '../reference/fd.js';
 
 const rt = createRuntime({ threads: 2 });
@@ -19,14 +19,6 @@ const rt = createRuntime({ threads: 2 });
 function relToScale(got: NDArray, want: NDArray): number {
   const scale = Math.max(1e-12, ...Array.from(want.data as Float32Array, Math.abs));
   return maxAbsErr(got.data as Float32Array, want) / scale;
-}
-
-async function loadAll(file: string): Promise<Record<string, NDArray>> {
-  const st = await openSafetensors(file);
-  const out: Record<string, NDArray> = {};
-  for (const k of st.keys()) out[k] = await st.get(k);
-  await st.close();
-  return out;
 }
 
 function schedulerFrom(dir: string, file = 'scheduler_config.json') {

@@ -1,13 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Generator } from '../../src/diffusion/noise.js';
 import { makeSchedule, parseSchedulerConfig } from '../../src/diffusion/schedule.js';
 import { thresholdingFromConfig } from '../../src/diffusion/thresholding.js';
 import { setTimesteps } from '../../src/diffusion/timesteps.js';
 import { ImagenError } from '../../src/engine/errors.js';
 import { NDArray } from '../../src/engine/ndarray.js';
-import { InMemoryT5Encoder } from '../../src/models/t5/t5_encoder.js';
 import type { ProgressEvent } from '../../src/pipelines/events.js';
 import {
   denoiseFromImage,
@@ -16,48 +15,17 @@ import {
   strengthTimesteps,
   varyImages,
 } from '../../src/pipelines/img2img.js';
-import type { StageModels, TextModels } from '../../src/pipelines/text_to_image.js';
 import { UNetRunner } from '../../src/pipelines/unet_runner.js';
 import { upscaleImage } from '../../src/pipelines/upscale.js';
-import { openSafetensors } from '../../src/platform/node/files.js';
-import { type LoadedPipeline, loadPipelineFolder } from '../../src/platform/node/pipeline_folder.js';
 import { createRuntime } from '../../src/platform/node/runtime.js';
 import { loadUNet } from '../../src/platform/node/unet_loader.js';
 import { fixture } from '../helpers/fixtures.js';
-import {
-  buildTinyIfFolders,
-  TINY_BASE_SIZE,
-  TINY_SR_SIZE,
-  type TinyIfFolders,
-  testPicture,
-} from '../helpers/tiny_if.js';
+import { loadAll } from '../helpers/safetensors.js';
+import { TINY_BASE_SIZE, TINY_SR_SIZE, testPicture } from '../helpers/tiny_if.js';
+import { stage, useTinyIfPipelines } from '../helpers/tiny_if_pipelines.js';
 
 const rt = createRuntime({ threads: 2 });
-let folders: TinyIfFolders;
-let base: LoadedPipeline;
-let sr: LoadedPipeline;
-let text: TextModels;
-
-const stage = (p: LoadedPipeline): StageModels => ({
-  unet: p.unet,
-  schedule: p.schedule,
-  imageNoisingSchedule: p.imageNoisingSchedule,
-});
-
-beforeAll(async () => {
-  folders = await buildTinyIfFolders();
-  base = await loadPipelineFolder(folders.base);
-  sr = await loadPipelineFolder(folders.sr);
-  text = {
-    encoder: new InMemoryT5Encoder(base.textEncoder!, rt),
-    tokenizer: base.tokenizer!,
-    maxLength: base.maxTextLength,
-  };
-});
-afterAll(async () => {
-  await text?.encoder.release();
-  folders?.cleanup();
-});
+const tiny = useTinyIfPipelines(rt);
 
 function same(a: NDArray, b: NDArray): boolean {
   const x = a.data as Float32Array;
@@ -123,7 +91,7 @@ describe('varyImages on tiny IF folders', () => {
   it('stage I: right shape, strength → fewer steps, same seed → same image', async () => {
     const steps: number[] = [];
     const run = (seed: number, strength: number) =>
-      varyImages(rt, text, stage(base), undefined, {
+      varyImages(rt, tiny.text, stage(tiny.base), undefined, {
         image: picture,
         prompt: 'a red square',
         seed,
@@ -151,7 +119,7 @@ describe('varyImages on tiny IF folders', () => {
     const warnings: string[] = [];
     const big = testPicture(48, 48);
     const run = () =>
-      varyImages(rt, text, stage(base), stage(sr), {
+      varyImages(rt, tiny.text, stage(tiny.base), stage(tiny.sr), {
         image: big,
         prompt: 'a red square',
         seed: 1,
@@ -173,7 +141,7 @@ describe('varyImages on tiny IF folders', () => {
   });
 
   it('a non-square image keeps its aspect ratio (IF resize rule)', async () => {
-    const r = await varyImages(rt, text, stage(base), undefined, {
+    const r = await varyImages(rt, tiny.text, stage(tiny.base), undefined, {
       image: testPicture(64, 32),
       prompt: 'wide',
       base: { steps: 2, strength: 1 },
@@ -183,10 +151,10 @@ describe('varyImages on tiny IF folders', () => {
 
   it('names the mismatch when a stage-II model is given as stage I and vice versa', async () => {
     const opts = { image: picture, prompt: 'x', base: { steps: 2 } };
-    await expect(varyImages(rt, text, stage(sr), undefined, opts)).rejects.toThrow(
+    await expect(varyImages(rt, tiny.text, stage(tiny.sr), undefined, opts)).rejects.toThrow(
       /super-resolution \(stage II\) model \(in_channels 6, class embedding 'timestep'\)/,
     );
-    await expect(varyImages(rt, text, stage(base), stage(base), opts)).rejects.toThrow(
+    await expect(varyImages(rt, tiny.text, stage(tiny.base), stage(tiny.base), opts)).rejects.toThrow(
       /not a super-resolution \(stage II\) model \(in_channels 3, class embedding none\)/,
     );
   });
@@ -197,7 +165,7 @@ describe('upscaleImage (stand-alone stage II) on a tiny IF-II folder', () => {
     const warnings: string[] = [];
     let steps = 0;
     const run = (seed: number) =>
-      upscaleImage(rt, text, stage(sr), {
+      upscaleImage(rt, tiny.text, stage(tiny.sr), {
         image: testPicture(TINY_BASE_SIZE, TINY_BASE_SIZE),
         prompt: 'a red square',
         seed,
@@ -217,7 +185,7 @@ describe('upscaleImage (stand-alone stage II) on a tiny IF-II folder', () => {
   });
 
   it('keeps the aspect ratio of a wide input', async () => {
-    const r = await upscaleImage(rt, text, stage(sr), {
+    const r = await upscaleImage(rt, tiny.text, stage(tiny.sr), {
       image: testPicture(16, 8),
       prompt: 'wide',
       steps: 2,
@@ -228,18 +196,10 @@ describe('upscaleImage (stand-alone stage II) on a tiny IF-II folder', () => {
 
   it('refuses a stage-I model', async () => {
     await expect(
-      upscaleImage(rt, text, stage(base), { image: testPicture(8, 8), prompt: 'x' }),
+      upscaleImage(rt, tiny.text, stage(tiny.base), { image: testPicture(8, 8), prompt: 'x' }),
     ).rejects.toThrow(/not a super-resolution \(stage II\) model/);
   });
 });
-
-async function loadAll(file: string): Promise<Record<string, NDArray>> {
-  const st = await openSafetensors(file);
-  const out: Record<string, NDArray> = {};
-  for (const k of st.keys()) out[k] = await st.get(k);
-  await st.close();
-  return out;
-}
 
 function relToScale(got: NDArray, want: NDArray): number {
   const g = got.data as Float32Array;

@@ -1,10 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Generator } from '../../src/diffusion/noise.js';
 import { thresholdingFromConfig } from '../../src/diffusion/thresholding.js';
 import { setTimesteps } from '../../src/diffusion/timesteps.js';
 import type { NDArray } from '../../src/engine/ndarray.js';
 import { imagesToTensor, tensorToImages } from '../../src/io/image.js';
-import { InMemoryT5Encoder } from '../../src/models/t5/t5_encoder.js';
 import { type GrayImage, imageForStage, prepareConditioning } from '../../src/pipelines/img2img.js';
 import {
   extendCanvas,
@@ -13,44 +12,13 @@ import {
   maskForStage,
   parseExtend,
 } from '../../src/pipelines/inpaint.js';
-import type { StageModels, TextModels } from '../../src/pipelines/text_to_image.js';
 import { UNetRunner } from '../../src/pipelines/unet_runner.js';
-import { type LoadedPipeline, loadPipelineFolder } from '../../src/platform/node/pipeline_folder.js';
 import { createRuntime } from '../../src/platform/node/runtime.js';
-import {
-  buildTinyIfFolders,
-  TINY_BASE_SIZE,
-  TINY_SR_SIZE,
-  type TinyIfFolders,
-  testPicture,
-} from '../helpers/tiny_if.js';
+import { TINY_BASE_SIZE, TINY_SR_SIZE, testPicture } from '../helpers/tiny_if.js';
+import { stage, useTinyIfPipelines } from '../helpers/tiny_if_pipelines.js';
 
 const rt = createRuntime({ threads: 2 });
-let folders: TinyIfFolders;
-let base: LoadedPipeline;
-let sr: LoadedPipeline;
-let text: TextModels;
-
-const stage = (p: LoadedPipeline): StageModels => ({
-  unet: p.unet,
-  schedule: p.schedule,
-  imageNoisingSchedule: p.imageNoisingSchedule,
-});
-
-beforeAll(async () => {
-  folders = await buildTinyIfFolders();
-  base = await loadPipelineFolder(folders.base);
-  sr = await loadPipelineFolder(folders.sr);
-  text = {
-    encoder: new InMemoryT5Encoder(base.textEncoder!, rt),
-    tokenizer: base.tokenizer!,
-    maxLength: base.maxTextLength,
-  };
-});
-afterAll(async () => {
-  await text?.encoder.release();
-  folders?.cleanup();
-});
+const tiny = useTinyIfPipelines(rt);
 
 /** White (repaint) on the left half, black (keep) on the right. */
 function leftHalfMask(w: number, h: number): GrayImage {
@@ -96,17 +64,17 @@ describe('inpainting on tiny IF folders', () => {
   const picture = testPicture(TINY_BASE_SIZE, TINY_BASE_SIZE);
 
   it('stage I keeps every masked-out pixel equal to the original at every step', async () => {
-    const cond = await prepareConditioning(text, { prompt: 'a blue circle' });
-    const runner = new UNetRunner(rt, base.unet);
+    const cond = await prepareConditioning(tiny.text, { prompt: 'a blue circle' });
+    const runner = new UNetRunner(rt, tiny.base.unet);
     const image = imagesToTensor([picture]);
     const mask = maskForStage(leftHalfMask(TINY_BASE_SIZE, TINY_BASE_SIZE), TINY_BASE_SIZE);
     const perStep: { kept: number; repainted: number }[] = [];
     try {
       const out = await inpaint(runner, cond, image, mask, {
-        schedule: base.schedule,
-        timesteps: setTimesteps(8, base.schedule.config),
+        schedule: tiny.base.schedule,
+        timesteps: setTimesteps(8, tiny.base.schedule.config),
         guidanceScale: 7,
-        thresholding: thresholdingFromConfig(base.schedule.config),
+        thresholding: thresholdingFromConfig(tiny.base.schedule.config),
         generator: new Generator(5),
         strength: 1,
         onStep: ({ sample }) => {
@@ -128,7 +96,7 @@ describe('inpainting on tiny IF folders', () => {
     const big = testPicture(64, 64);
     const maskImg = leftHalfMask(64, 64);
     const run = (seed: number) =>
-      inpaintImages(rt, text, stage(base), stage(sr), {
+      inpaintImages(rt, tiny.text, stage(tiny.base), stage(tiny.sr), {
         image: big,
         mask: maskImg,
         prompt: 'a blue circle',
@@ -163,7 +131,7 @@ describe('inpainting on tiny IF folders', () => {
 
   it('rejects a mask whose size differs from the image', async () => {
     await expect(
-      inpaintImages(rt, text, stage(base), undefined, {
+      inpaintImages(rt, tiny.text, stage(tiny.base), undefined, {
         image: picture,
         mask: leftHalfMask(8, 8),
         prompt: 'x',
@@ -215,7 +183,7 @@ describe('outpainting', () => {
   it('outpaints a widened canvas end to end, keeping the original pixels', async () => {
     const img = testPicture(TINY_BASE_SIZE, TINY_BASE_SIZE);
     const { image, mask } = extendCanvas(img, { left: 16, right: 0, top: 0, bottom: 0 });
-    const r = await inpaintImages(rt, text, stage(base), undefined, {
+    const r = await inpaintImages(rt, tiny.text, stage(tiny.base), undefined, {
       image,
       mask,
       prompt: 'more',

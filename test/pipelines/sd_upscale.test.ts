@@ -20,6 +20,7 @@ import { openSafetensors } from '../../src/platform/node/files.js';
 import { createRuntime } from '../../src/platform/node/runtime.js';
 import { loadVae } from '../../src/platform/node/vae_loader.js';
 import { fixture } from '../helpers/fixtures.js';
+import { loadAll } from '../helpers/safetensors.js';
 import { maxAbsErr } from '../reference/fd.js';
 
 const rt = createRuntime({ threads: 2 });
@@ -33,14 +34,6 @@ function relToScale(got: NDArray, want: NDArray): number {
   const w = want.toFloat32();
   const scale = Math.max(1e-12, ...Array.from(w.data as Float32Array, Math.abs));
   return maxAbsErr(got.toFloat32().data as Float32Array, w) / scale;
-}
-
-async function loadAll(file: string): Promise<Record<string, NDArray>> {
-  const st = await openSafetensors(file);
-  const out: Record<string, NDArray> = {};
-  for (const k of st.keys()) out[k] = await st.get(k);
-  await st.close();
-  return out;
 }
 
 function schedule(dir: string): Schedule {

@@ -1,7 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { NDArray } from '../../src/engine/ndarray.js';
 import { prepareSdUpscale } from '../../src/pipelines/sd_upscale.js';
 import { runStage3 } from '../../src/pipelines/three_stage.js';
@@ -9,23 +6,13 @@ import { readImage } from '../../src/platform/node/image.js';
 import { createRuntime } from '../../src/platform/node/runtime.js';
 import { encodeSdx4Prompts, loadSdx4Folder } from '../../src/platform/node/sdx4_folder.js';
 import { runCli } from '../helpers/cli.js';
-import { buildTinyIfFolders, TINY_BASE_SIZE, TINY_SR_SIZE, type TinyIfFolders } from '../helpers/tiny_if.js';
-import { buildTinySdx4Folder, SDX4_FIXTURE, type TinySdx4Folder } from '../helpers/tiny_sdx4.js';
+import { useTinyIfFolders, useTinySdx4Folder, useTmpDir } from '../helpers/test_dirs.js';
+import { TINY_BASE_SIZE, TINY_SR_SIZE } from '../helpers/tiny_if.js';
+import { SDX4_FIXTURE } from '../helpers/tiny_sdx4.js';
 
-let ifs: TinyIfFolders;
-let sdx4: TinySdx4Folder;
-let tmp: string;
-
-beforeAll(async () => {
-  ifs = await buildTinyIfFolders();
-  sdx4 = buildTinySdx4Folder()!;
-  tmp = mkdtempSync(join(tmpdir(), 'three-stage-'));
-});
-afterAll(() => {
-  ifs?.cleanup();
-  sdx4?.cleanup();
-  if (tmp) rmSync(tmp, { recursive: true, force: true });
-});
+const ifs = useTinyIfFolders();
+const sdx4 = useTinySdx4Folder();
+const tmp = useTmpDir('three-stage-');
 
 const run = runCli;
 
@@ -55,9 +42,9 @@ describe.skipIf(!SDX4_FIXTURE)('three-stage cascade: IF stage I → IF stage II 
   ];
 
   it('--size 1024 runs all three stages (16 → 32 → 128 px for the tiny models), deterministic per seed', async () => {
-    const a = join(tmp, 'a.png');
-    const b = join(tmp, 'b.png');
-    const c = join(tmp, 'c.png');
+    const a = tmp.file('a.png');
+    const b = tmp.file('b.png');
+    const c = tmp.file('c.png');
     for (const [out, seed] of [
       [a, '5'],
       [b, '5'],
@@ -71,7 +58,7 @@ describe.skipIf(!SDX4_FIXTURE)('three-stage cascade: IF stage I → IF stage II 
     expect(Buffer.from(ia.data).equals(Buffer.from(ib.data))).toBe(true);
     expect(Buffer.from(ia.data).equals(Buffer.from(ic.data))).toBe(false);
     // the stage's own output size picks the same stages; --tiled decodes in tiles
-    const d = join(tmp, 'd.png');
+    const d = tmp.file('d.png');
     const r = await run([
       ...gen(d, String(4 * TINY_SR_SIZE)),
       '--tiled',
@@ -84,7 +71,7 @@ describe.skipIf(!SDX4_FIXTURE)('three-stage cascade: IF stage I → IF stage II 
   });
 
   it('--size picks how many stages run; missing models and bad sizes are exit 2', async () => {
-    const o = join(tmp, 's.png');
+    const o = tmp.file('s.png');
     let r = await run(gen(o, '64'));
     expect(r.code, r.stderr).toBe(0);
     expect((await readImage(o)).width).toBe(TINY_BASE_SIZE);
