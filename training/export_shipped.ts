@@ -6,7 +6,7 @@
  *
  *   npx tsx training/export_shipped.ts --base RUN/base --sr RUN/sr --out models/imagen-ts-shapes
  */
-import { cp, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { openSafetensors, writeSafetensors } from '../src/platform/node/files.js';
@@ -22,18 +22,18 @@ if (!values.base || !values.sr || !values.out) {
 
 /** Sampling defaults chosen by the thresholding/steps measurements in training/README.md. */
 const GENERATION = {
-  base: { num_inference_steps: 100, guidance_scale: 5, sampler: 'ddpm', thresholding: 'dynamic' },
+  base: { num_inference_steps: 100, guidance_scale: 7, sampler: 'ddpm', thresholding: 'dynamic' },
   sr: { num_inference_steps: 20, guidance_scale: 1, sampler: 'ddim', thresholding: 'dynamic', noise_level: 100 },
 };
 
 async function exportStage(src: string, dst: string, gen: Record<string, unknown>): Promise<void> {
   await mkdir(dst, { recursive: true });
+  // Only the pipeline: model_index.json and the component folders it names (a run folder also
+  // holds checkpoint/, loss.jsonl and the eval-*/ reports of training/curve.sh).
+  const index = JSON.parse(await readFile(join(src, 'model_index.json'), 'utf8')) as Record<string, unknown>;
+  await cp(join(src, 'model_index.json'), join(dst, 'model_index.json'));
   for (const entry of await readdir(src, { withFileTypes: true })) {
-    if (entry.name === 'checkpoint' || entry.name.startsWith('.') || entry.name === 'loss.jsonl') continue;
-    if (!entry.isDirectory()) {
-      await cp(join(src, entry.name), join(dst, entry.name));
-      continue;
-    }
+    if (!entry.isDirectory() || !Array.isArray(index[entry.name])) continue;
     await mkdir(join(dst, entry.name), { recursive: true });
     for (const f of await readdir(join(src, entry.name))) {
       const from = join(src, entry.name, f);
