@@ -7,32 +7,15 @@
 import { cp, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { main } from '../../src/cli/main.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.js';
 import { writeShapesDataset } from '../helpers/shapes.js';
 
 let root: string;
 let base: string;
 let sr: string;
 
-/** Run the CLI in-process, capturing stdout and stderr. */
-async function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const capture = (sink: (s: string) => void) => (chunk: string | Uint8Array) => {
-    sink(String(chunk));
-    return true;
-  };
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation(capture((s) => (stderr += s)));
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation(capture((s) => (stdout += s)));
-  try {
-    const code = await main(['node', 'imagen', ...args]);
-    return { code, stdout, stderr };
-  } finally {
-    err.mockRestore();
-    out.mockRestore();
-  }
-}
+const run = (...args: string[]) => runCli(args);
 
 /** A few sampling steps keep each generation well under a second at 16×16. */
 async function generate(out: string, ...extra: string[]): Promise<Buffer> {

@@ -12,6 +12,7 @@ import { contactSheet } from '../../src/eval/contact_sheet.js';
 import { type EvalItem, scoreItems, shuffleCaptions } from '../../src/eval/evaluate.js';
 import { createWordOcr, type WordOcr } from '../../src/platform/node/ocr.js';
 import { loadDejaVu } from '../../src/platform/node/synth_render.js';
+import { runCli } from '../helpers/cli.js';
 
 // One Tesseract worker for the whole file: its start-up dominates otherwise.
 let ocr: WordOcr;
@@ -132,32 +133,19 @@ describe('checker verdicts on altered prompts', () => {
 
 describe('imagen eval', () => {
   it('--ground-truth writes a JSON report and contact sheets', async () => {
-    let stdout = '';
-    const out = vi.spyOn(process.stdout, 'write').mockImplementation((c: string | Uint8Array) => {
-      stdout += String(c);
-      return true;
-    });
-    const err = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
     const report = join(tmp, 'report');
-    try {
-      const code = await main([
-        'node',
-        'imagen',
-        'eval',
-        '--ground-truth',
-        '--count',
-        '12',
-        '--seed',
-        '4',
-        '--report',
-        report,
-        '--json',
-      ]);
-      expect(code).toBe(0);
-    } finally {
-      out.mockRestore();
-      err.mockRestore();
-    }
+    const { code, stdout } = await runCli([
+      'eval',
+      '--ground-truth',
+      '--count',
+      '12',
+      '--seed',
+      '4',
+      '--report',
+      report,
+      '--json',
+    ]);
+    expect(code).toBe(0);
     const summary = JSON.parse(stdout.trim().split('\n').pop()!);
     expect(summary.summary.wholePrompt).toBeGreaterThanOrEqual(0.98);
     expect(summary.shuffled.wholePrompt).toBeLessThan(0.2);

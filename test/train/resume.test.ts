@@ -99,37 +99,27 @@ describe('training survives SIGKILL', () => {
     expect(log).toEqual(Array.from({ length: 24 }, (_, i) => i + 1));
   }, 180_000);
 
-  it('writes a checkpoint and exits 130 on SIGINT', async () => {
-    const data = join(root, 'data');
-    const out = join(root, 'interrupted');
-    const child = run(trainArgs(data, out, 100_000));
+  /** Start a long run, let it log 3 steps, send SIGINT at the given delays (ms), expect a clean stop. */
+  async function interruptAndCheck(name: string, delays: number[]): Promise<void> {
+    const out = join(root, name);
+    const child = run(trainArgs(join(root, 'data'), out, 100_000));
     const exited = finish(child);
-    for (;;) {
-      if ((await lines(join(out, 'loss.jsonl'))) >= 3) break;
-      await new Promise((r) => setTimeout(r, 20));
+    while ((await lines(join(out, 'loss.jsonl'))) < 3) await new Promise((r) => setTimeout(r, 20));
+    for (const ms of delays) {
+      await new Promise((r) => setTimeout(r, ms));
+      child.kill('SIGINT');
     }
-    child.kill('SIGINT');
     expect(await exited).toBe(130);
     const state = JSON.parse(await readFile(join(out, 'checkpoint', 'state.json'), 'utf8'));
     expect(state.step).toBeGreaterThanOrEqual(3);
     await expect(stat(join(out, 'model_index.json'))).resolves.toBeTruthy();
-  }, 120_000);
+  }
 
-  it('one Ctrl-C delivered twice (npx forwards it, the terminal sends it too) still checkpoints', async () => {
-    const data = join(root, 'data');
-    const out = join(root, 'interrupted-twice');
-    const child = run(trainArgs(data, out, 100_000));
-    const exited = finish(child);
-    for (;;) {
-      if ((await lines(join(out, 'loss.jsonl'))) >= 3) break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    child.kill('SIGINT');
-    await new Promise((r) => setTimeout(r, 30));
-    child.kill('SIGINT');
-    expect(await exited).toBe(130);
-    const state = JSON.parse(await readFile(join(out, 'checkpoint', 'state.json'), 'utf8'));
-    expect(state.step).toBeGreaterThanOrEqual(3);
-    await expect(stat(join(out, 'model_index.json'))).resolves.toBeTruthy();
-  }, 120_000);
+  it('writes a checkpoint and exits 130 on SIGINT', () => interruptAndCheck('interrupted', [0]), 120_000);
+
+  it(
+    'one Ctrl-C delivered twice (npx forwards it, the terminal sends it too) still checkpoints',
+    () => interruptAndCheck('interrupted-twice', [0, 30]),
+    120_000,
+  );
 });
