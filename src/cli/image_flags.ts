@@ -38,6 +38,12 @@ export function parseNoiseLevel(v: string): number {
   return n;
 }
 
+/** `--sampler`-style flags: ddpm | ddim, or undefined when not given (the model's default). */
+export function parseSampler(v: string | undefined, flag: string): 'ddpm' | 'ddim' | undefined {
+  if (v !== undefined && v !== 'ddpm' && v !== 'ddim') throw usageError(`${flag} must be ddpm or ddim`);
+  return v;
+}
+
 export function parseSeed(v: string): number {
   const seed = Number(v);
   if (v.trim() === '' || !Number.isSafeInteger(seed) || seed < 0) {
@@ -62,7 +68,7 @@ export function parseCommon(f: CommonFlags): CommonOptions {
   if (f.threshold && !['dynamic', 'static', 'none'].includes(f.threshold)) {
     throw usageError(`--threshold must be dynamic, static or none, got "${f.threshold}"`);
   }
-  if (f.sampler !== 'ddpm' && f.sampler !== 'ddim') throw usageError('--sampler must be ddpm or ddim');
+  const sampler = parseSampler(f.sampler, '--sampler')!;
   if (f.device !== 'cpu' && f.device !== 'cuda')
     throw usageError(`--device must be cpu or cuda, got "${f.device}"`);
   return {
@@ -70,7 +76,7 @@ export function parseCommon(f: CommonFlags): CommonOptions {
     seed: parseSeed(f.seed),
     numImages,
     thresholding: f.threshold as 'dynamic' | undefined,
-    sampler: f.sampler,
+    sampler,
   };
 }
 

@@ -25,6 +25,7 @@ import { createRuntime } from '../../platform/node/runtime.js';
 import { shippedModel } from '../../platform/node/shipped_model.js';
 import { loadDejaVu } from '../../platform/node/synth_render.js';
 import { usageError } from '../errors.js';
+import { parseSampler } from '../image_flags.js';
 import { logger, ProgressBar } from '../progress.js';
 import { intFlag, splitFlag } from './dataset.js';
 
@@ -84,12 +85,8 @@ async function generateForItems(
   if (f.threshold && !['dynamic', 'static', 'none'].includes(f.threshold)) {
     throw usageError(`--threshold must be dynamic, static or none, got "${f.threshold}"`);
   }
-  for (const [flag, v] of [
-    ['--sampler', f.sampler],
-    ['--sr-sampler', f.srSampler],
-  ] as const) {
-    if (v !== undefined && v !== 'ddpm' && v !== 'ddim') throw usageError(`${flag} must be ddpm or ddim`);
-  }
+  const sampler = parseSampler(f.sampler, '--sampler');
+  const srSampler = parseSampler(f.srSampler, '--sr-sampler') ?? sampler;
   const noiseLevel = f.noiseLevel === undefined ? undefined : intFlag(f.noiseLevel, '--noise-level', 0, 999);
   const steps = f.steps === undefined ? undefined : intFlag(f.steps, '--steps', 1, 1000);
   const srSteps = f.srSteps === undefined ? undefined : intFlag(f.srSteps, '--sr-steps', 1, 1000);
@@ -114,12 +111,12 @@ async function generateForItems(
           prompt: chunk.map((c) => c.prompt),
           // Each batch has its own seed, so results do not depend on what else is in flight.
           seed: seed + i,
-          base: { steps, guidanceScale: guidance, thresholding: threshold, sampler: f.sampler as 'ddpm' },
+          base: { steps, guidanceScale: guidance, thresholding: threshold, sampler },
           sr: {
             steps: srSteps,
             guidanceScale: srGuidance,
             thresholding: threshold,
-            sampler: (f.srSampler ?? f.sampler) as 'ddpm',
+            sampler: srSampler,
             noiseLevel,
           },
         },
@@ -142,8 +139,8 @@ async function generateForItems(
       srGuidance: srGuidance ?? 'default',
       guidance: guidance ?? 'default',
       threshold: f.threshold ?? 'scheduler config',
-      sampler: f.sampler ?? 'model default',
-      srSampler: f.srSampler ?? f.sampler ?? 'model default',
+      sampler: sampler ?? 'model default',
+      srSampler: srSampler ?? 'model default',
       noiseLevel: noiseLevel ?? 'model default',
       batch,
     },

@@ -17,6 +17,7 @@ import {
 } from '../../platform/node/sdx4_folder.js';
 import { SHIPPED_MODEL_NAME, shippedModel } from '../../platform/node/shipped_model.js';
 import { usageError } from '../errors.js';
+import { parseSampler } from '../image_flags.js';
 import { logger, ProgressBar } from '../progress.js';
 import { parseTiling, TILE_SIZE_HELP, TILED_HELP } from '../tiling.js';
 import { loadPromptEmbeds } from './vary.js';
@@ -160,12 +161,8 @@ export function registerGenerate(program: Command): void {
       if (f.threshold && !['dynamic', 'static', 'none'].includes(f.threshold)) {
         throw usageError(`--threshold must be dynamic, static or none, got "${f.threshold}"`);
       }
-      for (const [flag, v] of [
-        ['--sampler', f.sampler],
-        ['--sr-sampler', f.srSampler],
-      ] as const) {
-        if (v !== undefined && v !== 'ddpm' && v !== 'ddim') throw usageError(`${flag} must be ddpm or ddim`);
-      }
+      const sampler = parseSampler(f.sampler, '--sampler');
+      const srSampler = parseSampler(f.srSampler, '--sr-sampler') ?? sampler;
       const noiseLevel = parseNumber(f.noiseLevel, '--noise-level', 0, 999);
       if (noiseLevel !== undefined && !Number.isInteger(noiseLevel))
         throw usageError('--noise-level must be an integer');
@@ -320,13 +317,13 @@ export function registerGenerate(program: Command): void {
             steps: parseSteps(f.steps),
             guidanceScale: parseNumber(f.guidance, '--guidance', 0, 100),
             thresholding: f.threshold as 'dynamic' | undefined,
-            sampler: f.sampler as 'ddpm',
+            sampler,
           },
           sr: {
             steps: parseSteps(f.srSteps),
             guidanceScale: parseNumber(f.srGuidance, '--sr-guidance', 0, 100),
             thresholding: f.threshold as 'dynamic' | undefined,
-            sampler: (f.srSampler ?? f.sampler) as 'ddpm',
+            sampler: srSampler,
             noiseLevel,
           },
           ...(stages >= 3 && sr3IsIf
@@ -338,7 +335,7 @@ export function registerGenerate(program: Command): void {
                     guidanceScale: sr3Guidance,
                     noiseLevel: sr3NoiseLevel,
                     thresholding: f.threshold as 'dynamic' | undefined,
-                    sampler: f.sampler as 'ddpm',
+                    sampler,
                   },
                 },
               }
