@@ -1,5 +1,6 @@
 /** The flags every image command (vary, inpaint, upscale) has, and the parsers of their values. */
 import type { Command } from 'commander';
+import type { UNetTileOptions } from '../pipelines/tiled_unet.js';
 import { usageError } from './errors.js';
 
 export function parseSteps(v: string | undefined, flag = '--steps'): number | string | undefined {
@@ -128,4 +129,29 @@ export function requirePrompt(f: CommonFlags): string {
   if (f.prompt === undefined)
     throw usageError('pass --prompt "…" (or --prompt-embeds FILE from `imagen encode`)');
   return f.prompt;
+}
+
+export const SR_TILE_SIZE_HELP =
+  "stage II: denoise on overlapping UNet tiles of this side (pixels), as a stage trained on crops expects; 0 = one piece [default: the model's generation_config.json, else one piece]";
+export const SR_TILE_OVERLAP_HELP =
+  "stage II: pixels shared by neighbouring tiles [default: the model's, else half a tile, at most 32]";
+
+/** `--sr-tile-size` / `--sr-tile-overlap`: undefined (model default), false (no tiles) or the tiles. */
+export function parseSrTiles(
+  size: string | undefined,
+  overlap: string | undefined,
+): UNetTileOptions | false | undefined {
+  const int = (v: string, flag: string, min: number): number => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isInteger(n) || n < min)
+      throw usageError(`${flag} must be an integer ≥ ${min}, got "${v}"`);
+    return n;
+  };
+  if (size === undefined) {
+    if (overlap !== undefined) throw usageError('--sr-tile-overlap needs --sr-tile-size');
+    return undefined;
+  }
+  const tileSize = int(size, '--sr-tile-size', 0);
+  if (tileSize === 0) return false;
+  return overlap === undefined ? { tileSize } : { tileSize, overlap: int(overlap, '--sr-tile-overlap', 0) };
 }

@@ -19,7 +19,8 @@ import {
   upscaleBilinear,
 } from './if_pipeline.js';
 import type { StageModels, StageOptions, TextModels } from './text_to_image.js';
-import { createUNetRunner, type UNetRunner } from './unet_runner.js';
+import { stageTiles, stageUNetRunner } from './tiled_unet.js';
+import type { UNetRunner } from './unet_runner.js';
 
 const f = Math.fround;
 
@@ -496,7 +497,7 @@ export async function runImageStage(
   run: (runner: UNetRunner, common: DenoiseLoopOptions & { strength: number }) => Promise<NDArray>,
 ): Promise<NDArray> {
   // the registered runner: weight-streaming for checkpoints too big for one ONNX graph
-  const runner = createUNetRunner(rt, models.unet);
+  const runner = stageUNetRunner(rt, models.unet, stageTiles(opts?.tiles, models.defaults?.tiles));
   const cfg = models.schedule.config;
   try {
     return await run(runner, {

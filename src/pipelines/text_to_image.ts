@@ -13,7 +13,8 @@ import type { ProgressEvent } from './events.js';
 import { superResolution, type TextConditioning, textToImage } from './if_pipeline.js';
 import type { SdUpscaleComponents } from './sd_upscale.js';
 import { runStage3, STAGE3_DEFAULTS } from './three_stage.js';
-import { UNetRunner } from './unet_runner.js';
+import { stageTiles, stageUNetRunner, type UNetTileOptions } from './tiled_unet.js';
+import type { UNetRunner } from './unet_runner.js';
 
 export interface StageModels {
   unet: UNet2DConditionModel;
@@ -35,6 +36,8 @@ export interface StageDefaults {
   sampler?: SamplerName;
   thresholding?: 'dynamic' | 'static' | 'none';
   noiseLevel?: number;
+  /** Denoise on overlapping tiles (a super-resolution stage trained on crops). */
+  tiles?: UNetTileOptions;
 }
 
 export interface TextModels {
@@ -49,6 +52,8 @@ export interface StageOptions {
   /** 'dynamic' | 'static' | 'none'; default: the scheduler config's choice. */
   thresholding?: 'dynamic' | 'static' | 'none';
   sampler?: SamplerName;
+  /** Denoise on overlapping UNet tiles; `false` turns off the folder's default tiling. */
+  tiles?: UNetTileOptions | false;
 }
 
 export interface GenerateOptions {
@@ -152,9 +157,9 @@ export async function generateImages(
     defaults: { steps: TimestepRequest; guidanceScale: number },
     run: (runner: UNetRunner, common: Parameters<typeof textToImage>[3]) => Promise<NDArray>,
   ) => {
-    const runner = new UNetRunner(rt, models.unet);
-    const cfg = models.schedule.config;
     const own = models.defaults ?? {};
+    const runner = stageUNetRunner(rt, models.unet, stageTiles(opts?.tiles, own.tiles));
+    const cfg = models.schedule.config;
     const timesteps = setTimesteps(opts?.steps ?? own.steps ?? defaults.steps, cfg);
     const thresholding = opts?.thresholding ?? own.thresholding;
     try {

@@ -8,15 +8,24 @@
  * Tiled predictions are not bit-equal to untiled ones (a tile sees less context); one tile covering
  * the whole latent is.
  */
+import { allocate } from '../engine/dtype.js';
 import { ImagenError } from '../engine/errors.js';
 import { NDArray, shapeStr } from '../engine/ndarray.js';
-import type { UNetCall, UNetLike } from './unet_runner.js';
+import type { Runtime } from '../engine/runtime.js';
+import type { UNet2DConditionModel } from '../models/unet/unet.js';
+import { createUNetRunner, type UNetCall, type UNetLike } from './unet_runner.js';
 
 export interface UNetTileOptions {
   /** Tile side in latent pixels (default 144: 2×2 tiles for the 256² latent of a 1024² output). */
   tileSize?: number;
-  /** Minimal overlap of neighbouring tiles in latent pixels (default 32). */
+  /** Minimal overlap of neighbouring tiles in latent pixels (default 32, at most half a tile). */
   overlap?: number;
+  /**
+   * Tiles stacked along the batch axis of one UNet call (default 1). One tile per call bounds memory
+   * (big upscalers); several keep a small UNet busy, since a 64² tile alone leaves ONNX Runtime's
+   * kernels short of work.
+   */
+  tilesPerCall?: number;
 }
 
 export const UNET_TILE_DEFAULTS = Object.freeze({ tileSize: 144, overlap: 32 });
@@ -83,7 +92,9 @@ function ramp(starts: number[], k: number, len: number): Float32Array {
  */
 export function planTiles(height: number, width: number, options: UNetTileOptions, align: number): TilePlan {
   const tile = options.tileSize ?? UNET_TILE_DEFAULTS.tileSize;
-  const overlap = options.overlap ?? UNET_TILE_DEFAULTS.overlap;
+  // Without an overlap, small tiles share at most half their side (the default suits 144² tiles).
+  const overlap =
+    options.overlap ?? Math.min(UNET_TILE_DEFAULTS.overlap, Math.floor(tile / 2 / align) * align);
   if (!Number.isInteger(tile) || tile < align || tile % align !== 0) {
     bad(`tile size must be a positive multiple of ${align} (the UNet's downsampling factor), got ${tile}`);
   }
@@ -135,9 +146,17 @@ export function unetDownFactor(unet: Pick<UNetLike, 'unet'>): number {
   return 2 ** (unet.unet.config.block_out_channels.length - 1);
 }
 
+/** `times` copies of a along axis 0, one after another (the per-tile text states and class labels). */
+function tileBatch(a: NDArray, times: number): NDArray {
+  if (times === 1) return a;
+  const out = allocate(a.dtype, a.size * times);
+  for (let k = 0; k < times; k++) (out as Float32Array).set(a.data as Float32Array, k * a.size);
+  return new NDArray(a.dtype, [a.shape[0]! * times, ...a.shape.slice(1)], out);
+}
+
 /**
  * Runs `unet` on each tile of `call.sample` ([B, C, H, W]) and blends the outputs. The text states,
- * timestep and class labels are the same for every tile.
+ * timestep and class labels are the same for every tile; `tilesPerCall` tiles share one UNet call.
  */
 export async function runUNetTiled(
   unet: UNetLike,
@@ -145,25 +164,56 @@ export async function runUNetTiled(
   options: UNetTileOptions = {},
 ): Promise<NDArray> {
   if (call.sample.shape.length !== 4) bad(`sample must be [B, C, H, W], got ${shapeStr(call.sample.shape)}`);
-  const [b, , H, W] = call.sample.shape as [number, number, number, number];
+  const [b, c, H, W] = call.sample.shape as [number, number, number, number];
   const plan = planTiles(H, W, options, unetDownFactor(unet));
+  const per = Math.min(options.tilesPerCall ?? 1, plan.tiles.length);
   let out: Float32Array | undefined;
   let outC = 0;
-  for (const t of plan.tiles) {
-    const pred = (await unet.run({ ...call, sample: cropTile(call.sample, t) })).toFloat32();
+  for (let first = 0; first < plan.tiles.length; first += per) {
+    const group = plan.tiles.slice(first, first + per);
+    const crops = group.map((t) => cropTile(call.sample, t));
+    const sample =
+      crops.length === 1
+        ? crops[0]!
+        : new NDArray('float32', [b * crops.length, c, group[0]!.h, group[0]!.w], concatData(crops));
+    const pred = (
+      await unet.run({
+        ...call,
+        sample,
+        encoderHiddenStates: tileBatch(call.encoderHiddenStates, group.length),
+        classLabels: call.classLabels && tileBatch(call.classLabels, group.length),
+      })
+    ).toFloat32();
     outC = pred.shape[1]!;
     out ??= new Float32Array(b * outC * H * W);
     const d = pred.data as Float32Array;
-    for (let p = 0; p < b * outC; p++)
-      for (let i = 0; i < t.h; i++)
-        for (let j = 0; j < t.w; j++)
-          out[(p * H + t.y + i) * W + t.x + j]! += t.weights[i * t.w + j]! * d[(p * t.h + i) * t.w + j]!;
+    group.forEach((t, g) => {
+      const base = g * b * outC * t.h * t.w;
+      for (let p = 0; p < b * outC; p++)
+        for (let i = 0; i < t.h; i++)
+          for (let j = 0; j < t.w; j++)
+            out![(p * H + t.y + i) * W + t.x + j]! +=
+              t.weights[i * t.w + j]! * d[base + (p * t.h + i) * t.w + j]!;
+    });
   }
   return new NDArray('float32', [b, outC, H, W], out!);
 }
 
+function concatData(parts: NDArray[]): Float32Array {
+  const out = new Float32Array(parts.reduce((s, p) => s + p.data.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p.data as Float32Array, o);
+    o += p.data.length;
+  }
+  return out;
+}
+
 /** Throws the BAD_INPUT error `planTiles` would for these settings (check before a long load). */
 export function checkUNetTileOptions(options: UNetTileOptions, downFactor: number): void {
+  const per = options.tilesPerCall;
+  if (per !== undefined && (!Number.isInteger(per) || per < 1))
+    bad(`tiles per call must be a positive integer, got ${per}`);
   planTiles(downFactor, downFactor, options, downFactor);
 }
 
@@ -190,4 +240,38 @@ export class TiledUNet implements UNetLike {
   release(): Promise<void> {
     return this.inner.release();
   }
+}
+
+/**
+ * The runner of one cascade stage: the registered one (in-memory or weight-streaming), denoising in
+ * tiles when `tiles` is set — e.g. a super-resolution UNet trained on crops, whose GroupNorm
+ * statistics then match training's at every output size.
+ */
+export function stageUNetRunner(
+  rt: Runtime,
+  unet: UNet2DConditionModel,
+  tiles: UNetTileOptions | false | undefined,
+): UNetLike {
+  const runner = createUNetRunner(rt, unet);
+  if (!tiles) return runner;
+  try {
+    return new TiledUNet(runner, tiles);
+  } catch (e) {
+    void runner.release();
+    throw e;
+  }
+}
+
+/**
+ * A stage's tiles: the caller's choice, else the folder's; `false` is no tiles. A caller that sets
+ * only the tile geometry keeps the folder's tiles per call (a memory/speed choice of the model's).
+ */
+export function stageTiles(
+  requested: UNetTileOptions | false | undefined,
+  folder: UNetTileOptions | undefined,
+): UNetTileOptions | false | undefined {
+  if (requested === undefined || requested === false) return requested ?? folder;
+  return requested.tilesPerCall === undefined && folder?.tilesPerCall !== undefined
+    ? { ...requested, tilesPerCall: folder.tilesPerCall }
+    : requested;
 }

@@ -149,6 +149,41 @@ describe('runUNetTiled', () => {
     expect(maxAbsDiff(tiled, whole)).toBeLessThan(1e-5 * rms(whole));
   });
 
+  it('tilesPerCall stacks tiles on the batch axis with their own rows of text states and class labels', async () => {
+    // Pointwise, plus a per-row offset from the text states and the class label: a tile whose
+    // conditioning rows were repeated in the wrong order would get another row's offset.
+    class RowAwareUNet extends PointwiseUNet {
+      override async run(c: UNetCall): Promise<NDArray> {
+        const out = await super.run(c);
+        const [b, ch, h, w] = out.shape as [number, number, number, number];
+        const e = c.encoderHiddenStates.data as Float32Array;
+        const per = e.length / b;
+        const d = out.data as Float32Array;
+        for (let n = 0; n < b; n++) {
+          const off = e[n * per]! + 10 * Number((c.classLabels!.data as BigInt64Array)[n]!);
+          for (let k = 0; k < ch * h * w; k++) d[n * ch * h * w + k]! += off;
+        }
+        return out;
+      }
+    }
+    const unet = new RowAwareUNet();
+    const call = {
+      sample: randn([2, 7, 40, 24], 1),
+      timestep: 5,
+      encoderHiddenStates: randn([2, 3, 4], 2),
+      classLabels: NDArray.i64([2], [3, 250]),
+    };
+    const whole = await unet.run(call);
+    const one = await runUNetTiled(unet, call, { tileSize: 16, overlap: 8 });
+    unet.calls = [];
+    const three = await runUNetTiled(unet, call, { tileSize: 16, overlap: 8, tilesPerCall: 3 });
+    // 8 tiles: calls of 3, 3 and 2 tiles, each with the batch of 2
+    expect(unet.calls.map((c) => c[0])).toEqual([6, 6, 4]);
+    expect(maxAbsDiff(three, one)).toBe(0);
+    expect(maxAbsDiff(three, whole)).toBeLessThan(1e-5 * rms(whole));
+    expect(() => new TiledUNet(unet, { tileSize: 16, tilesPerCall: 0 })).toThrow(/tiles per call/);
+  });
+
   it('cropTile takes the [y, x] window of every batch row and channel', () => {
     const a = new NDArray(
       'float32',

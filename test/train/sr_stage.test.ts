@@ -2,7 +2,7 @@
  * Training a super-resolution stage the way the shipped cascade does: on random crops, with the
  * base model's text encoder frozen; and sampling it with that encoder's embeddings.
  */
-import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -136,6 +136,44 @@ describe('super-resolution stage on crops with a frozen text encoder', () => {
     await baseEncoder.release();
     await spy.release();
   }, 120_000);
+
+  it('--crop-size goes on training a run on crops of another size, and the checkpoint keeps it', async () => {
+    const cfgFile = join(root, 'sr-crops.json');
+    await writeFile(cfgFile, JSON.stringify({ ...tinyTrainConfig('sr', 32, 8), crop_size: 16 }));
+    const out = join(root, 'sr-crops');
+    const cropOf = async () =>
+      (
+        JSON.parse(await readFile(join(out, 'checkpoint', 'state.json'), 'utf8')) as {
+          config: { crop_size: number };
+        }
+      ).config.crop_size;
+    expect(await train(['--out', out, '--config', cfgFile, '--steps', '2', '--batch', '2'])).toBe(0);
+    expect(await cropOf()).toBe(16);
+    expect(await train(['--out', out, '--steps', '3', '--batch', '2', '--resume', '--crop-size', '24'])).toBe(
+      0,
+    );
+    expect(await cropOf()).toBe(24);
+    expect(await train(['--out', out, '--steps', '4', '--batch', '2', '--resume'])).toBe(0);
+    expect(await cropOf()).toBe(24);
+    const log = (await readFile(join(out, 'loss.jsonl'), 'utf8')).trim().split('\n');
+    expect(log).toHaveLength(4);
+    // Crops larger than the image, and crops of a base stage, are refused before training.
+    expect(await train(['--out', out, '--steps', '5', '--resume', '--crop-size', '40'])).toBe(2);
+    expect(await cropOf()).toBe(24);
+    expect(
+      await train([
+        '--out',
+        join(root, 'base-crops'),
+        '--resolution',
+        '16',
+        '--steps',
+        '1',
+        '--crop-size',
+        '8',
+      ]),
+    ).toBe(2);
+    expect(await train(['--out', out, '--steps', '5', '--resume', '--crop-size', '0'])).toBe(2);
+  }, 60_000);
 
   it('a config naming a tokenizer folder (relative to the config file) trains with it and ships it in the pipeline', async () => {
     const dir = join(root, 'recipe');

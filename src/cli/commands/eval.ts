@@ -25,7 +25,7 @@ import { createRuntime } from '../../platform/node/runtime.js';
 import { shippedModel } from '../../platform/node/shipped_model.js';
 import { loadDejaVu } from '../../platform/node/synth_render.js';
 import { usageError } from '../errors.js';
-import { parseSampler } from '../image_flags.js';
+import { parseSampler, parseSrTiles, SR_TILE_OVERLAP_HELP, SR_TILE_SIZE_HELP } from '../image_flags.js';
 import { logger, ProgressBar } from '../progress.js';
 import { intFlag, splitFlag } from './dataset.js';
 
@@ -48,6 +48,8 @@ interface EvalFlags {
   threshold?: string;
   sampler?: string;
   srSampler?: string;
+  srTileSize?: string;
+  srTileOverlap?: string;
   noiseLevel?: string;
   batch: string;
   fp16: boolean;
@@ -87,6 +89,7 @@ async function generateForItems(
   }
   const sampler = parseSampler(f.sampler, '--sampler');
   const srSampler = parseSampler(f.srSampler, '--sr-sampler') ?? sampler;
+  const srTiles = parseSrTiles(f.srTileSize, f.srTileOverlap);
   const noiseLevel = f.noiseLevel === undefined ? undefined : intFlag(f.noiseLevel, '--noise-level', 0, 999);
   const steps = f.steps === undefined ? undefined : intFlag(f.steps, '--steps', 1, 1000);
   const srSteps = f.srSteps === undefined ? undefined : intFlag(f.srSteps, '--sr-steps', 1, 1000);
@@ -118,6 +121,7 @@ async function generateForItems(
             thresholding: threshold,
             sampler: srSampler,
             noiseLevel,
+            tiles: srTiles,
           },
         },
       );
@@ -142,6 +146,7 @@ async function generateForItems(
       sampler: sampler ?? 'model default',
       srSampler: srSampler ?? 'model default',
       noiseLevel: noiseLevel ?? 'model default',
+      srTiles: srTiles === undefined ? 'model default' : srTiles,
       batch,
     },
   };
@@ -205,6 +210,8 @@ export function registerEval(program: Command): void {
     .option('--threshold <kind>', 'dynamic | static | none [default: the scheduler config]')
     .option('--sampler <name>', "ddpm | ddim [default: ddpm, or the model's generation_config.json]")
     .option('--sr-sampler <name>', 'stage-II sampler: ddpm | ddim [default: --sampler, or the model default]')
+    .option('--sr-tile-size <px>', SR_TILE_SIZE_HELP)
+    .option('--sr-tile-overlap <px>', SR_TILE_OVERLAP_HELP)
     .option(
       '--noise-level <n>',
       'stage-II noise-conditioning augmentation level [default: the model default]',

@@ -17,7 +17,7 @@ import {
 } from '../../platform/node/sdx4_folder.js';
 import { SHIPPED_MODEL_NAME, shippedModel } from '../../platform/node/shipped_model.js';
 import { usageError } from '../errors.js';
-import { parseSampler } from '../image_flags.js';
+import { parseSampler, parseSrTiles, SR_TILE_OVERLAP_HELP, SR_TILE_SIZE_HELP } from '../image_flags.js';
 import { logger, ProgressBar } from '../progress.js';
 import { parseTiling, TILE_SIZE_HELP, TILED_HELP } from '../tiling.js';
 import { loadPromptEmbeds } from './vary.js';
@@ -44,6 +44,8 @@ interface GenerateFlags {
   noiseLevel?: string;
   sampler?: string;
   srSampler?: string;
+  srTileSize?: string;
+  srTileOverlap?: string;
   quiet: boolean;
   json: boolean;
   fp16: boolean;
@@ -133,6 +135,8 @@ export function registerGenerate(program: Command): void {
     )
     .option('--sampler <name>', "ddpm | ddim [default: ddpm, or the model's generation_config.json]")
     .option('--sr-sampler <name>', 'stage-II sampler: ddpm | ddim [default: --sampler, or the model default]')
+    .option('--sr-tile-size <px>', SR_TILE_SIZE_HELP)
+    .option('--sr-tile-overlap <px>', SR_TILE_OVERLAP_HELP)
     .option('--fp16', 'load *.fp16.safetensors weight variants', false)
     .option('--no-clean-caption', 'skip IF caption cleaning (lower-case + strip only)')
     .option(
@@ -163,6 +167,7 @@ export function registerGenerate(program: Command): void {
       }
       const sampler = parseSampler(f.sampler, '--sampler');
       const srSampler = parseSampler(f.srSampler, '--sr-sampler') ?? sampler;
+      const srTiles = parseSrTiles(f.srTileSize, f.srTileOverlap);
       const noiseLevel = parseNumber(f.noiseLevel, '--noise-level', 0, 999);
       if (noiseLevel !== undefined && !Number.isInteger(noiseLevel))
         throw usageError('--noise-level must be an integer');
@@ -325,6 +330,7 @@ export function registerGenerate(program: Command): void {
             thresholding: f.threshold as 'dynamic' | undefined,
             sampler: srSampler,
             noiseLevel,
+            tiles: srTiles,
           },
           ...(stages >= 3 && sr3IsIf
             ? {

@@ -20,6 +20,7 @@ interface TrainFlags {
   lr?: string;
   seed?: string;
   resume: boolean;
+  cropSize?: string;
   checkpointEvery: string;
   quiet: boolean;
   json: boolean;
@@ -66,6 +67,10 @@ export function registerTrain(program: Command): void {
     .option('--batch <n>', 'batch size (overrides the config)')
     .option('--lr <f>', 'learning rate (overrides the config)')
     .option('--seed <n>', 'random seed (overrides the config)')
+    .option(
+      '--crop-size <px>',
+      'super-resolution: train on random crops of this side (overrides the config; with --resume the run goes on with crops of this size, and keeps them)',
+    )
     .option('--resume', 'continue from OUT/checkpoint, bit-identical to an uninterrupted run', false)
     .option('--checkpoint-every <n>', 'steps between checkpoints', '500')
     .option('--quiet', 'no progress bar or messages', false)
@@ -127,6 +132,7 @@ export function registerTrain(program: Command): void {
           config,
           overrides,
           resume: f.resume,
+          cropSize: posInt(f.cropSize, '--crop-size'),
           checkpointEvery: posInt(f.checkpointEvery, '--checkpoint-every'),
           runtime: createRuntime(),
           stopSignal: stop,

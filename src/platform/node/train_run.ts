@@ -10,7 +10,7 @@ import { T5Encoder } from '../../models/t5/t5_encoder.js';
 import { UNet2DConditionModel } from '../../models/unet/unet.js';
 import { ByT5Tokenizer } from '../../text/byt5.js';
 import type { TextTokenizer } from '../../text/tokenizer.js';
-import { hyperparameters, type TrainConfig } from '../../train/config.js';
+import { hyperparameters, parseTrainConfig, type TrainConfig } from '../../train/config.js';
 import { DataOrder } from '../../train/data_order.js';
 import { EMA_STEP_KEY } from '../../train/ema.js';
 import { DiffusionTrainer, type StepStats, type TrainHyperparameters } from '../../train/trainer.js';
@@ -28,6 +28,11 @@ export interface TrainRunOptions {
   /** Overrides of the config's hyperparameters (CLI flags). */
   overrides?: Partial<TrainHyperparameters>;
   resume?: boolean;
+  /**
+   * Super-resolution: the crop side, over the config's (or, resuming, the run's) — e.g. to go on
+   * training a stage on bigger crops. Kept in the checkpoint, so a later resume keeps it.
+   */
+  cropSize?: number;
   checkpointEvery?: number;
   runtime: Runtime;
   onStep?: (s: StepStats & { imagesPerSecond: number; maxSteps: number }) => void;
@@ -260,6 +265,7 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
     state = s;
     cfg = s.config; // the run continues with the configuration it started with
   }
+  if (o.cropSize !== undefined) cfg = parseTrainConfig({ ...cfg, crop_size: o.cropSize }, '--crop-size');
   let frozenEncoder: (T5Encoder & { configJson: Record<string, unknown> }) | undefined;
   if (cfg.text_encoder_from && !state) {
     frozenEncoder = await loadFrozenEncoder(cfg);
