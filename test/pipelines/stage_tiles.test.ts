@@ -6,7 +6,6 @@ import { cpSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseSrTiles } from '../../src/cli/image_flags.js';
-import type { NDArray } from '../../src/engine/ndarray.js';
 import { generateImages, type StageOptions } from '../../src/pipelines/text_to_image.js';
 import { stageTiles } from '../../src/pipelines/tiled_unet.js';
 import {
@@ -17,18 +16,11 @@ import {
 import { createRuntime } from '../../src/platform/node/runtime.js';
 import { useTmpDir } from '../helpers/test_dirs.js';
 import { stage, useTinyIfPipelines } from '../helpers/tiny_if_pipelines.js';
+import { maxAbsErr } from '../reference/fd.js';
 
 const rt = createRuntime({ threads: 1 });
 const p = useTinyIfPipelines(rt);
 const tmp = useTmpDir('imagen-tiles-');
-
-function maxAbsDiff(a: NDArray, b: NDArray): number {
-  const x = a.data as Float32Array;
-  const y = b.data as Float32Array;
-  let m = 0;
-  for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i]! - y[i]!));
-  return m;
-}
 
 /** The tiny SR folder with a generation_config.json. */
 function srFolderWith(name: string, generationConfig: Record<string, unknown>): string {
@@ -76,21 +68,21 @@ describe('stage II on tiles', () => {
 
   it('one tile over the whole image is the untiled result; smaller tiles change it; the folder default applies', async () => {
     const untiled = await run(stage(p.sr));
-    expect(maxAbsDiff(await run(stage(p.sr), { tiles: { tileSize: 32 } }), untiled)).toBe(0);
+    expect(maxAbsErr(await run(stage(p.sr), { tiles: { tileSize: 32 } }), untiled)).toBe(0);
 
     const tiled = await run(stage(p.sr), { tiles: { tileSize: 16, overlap: 8 } });
     expect(tiled.shape).toEqual(untiled.shape);
-    expect(maxAbsDiff(tiled, untiled)).toBeGreaterThan(1e-3);
+    expect(maxAbsErr(tiled, untiled)).toBeGreaterThan(1e-3);
     // nine tiles in calls of four: the same result as one tile per call
     const batched = await run(stage(p.sr), { tiles: { tileSize: 16, overlap: 8, tilesPerCall: 4 } });
-    expect(maxAbsDiff(batched, tiled)).toBeLessThan(1e-5);
+    expect(maxAbsErr(batched, tiled)).toBeLessThan(1e-5);
 
     const dir = srFolderWith('tiled', { tile_size: 16, tile_overlap: 8, tiles_per_call: 4 });
     const folder = stageModels(await loadPipelineFolder(dir));
     expect(folder.defaults?.tiles).toEqual({ tileSize: 16, overlap: 8, tilesPerCall: 4 });
-    expect(maxAbsDiff(await run(folder), batched)).toBe(0);
+    expect(maxAbsErr(await run(folder), batched)).toBe(0);
     // `tiles: false` turns the folder's default off
-    expect(maxAbsDiff(await run(folder, { tiles: false }), untiled)).toBe(0);
+    expect(maxAbsErr(await run(folder, { tiles: false }), untiled)).toBe(0);
   }, 60_000);
 });
 
