@@ -59,7 +59,7 @@ describe.skipIf(!shipped)('the shipped model', () => {
     console.log(
       `shipped model on ${PROMPTS.length} prompts: trained ${JSON.stringify(trained)}, random ${JSON.stringify(random)}`,
     );
-    // Measured with the committed weights: trained colour 0.83 / shape 0.50, random 0.00 / 0.08.
+    // Measured with the committed weights (2026-11-26, 415 k images): trained colour 0.75 / shape 1.00, random 0.00 / 0.08.
     expect(trained.colour).toBeGreaterThanOrEqual(0.6);
     expect(trained.shape).toBeGreaterThanOrEqual(0.3);
     expect(random.colour).toBeLessThanOrEqual(0.25);

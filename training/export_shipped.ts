@@ -23,7 +23,17 @@ if (!values.base || !values.sr || !values.out) {
 /** Sampling defaults chosen by the thresholding/steps measurements in training/README.md. */
 const GENERATION = {
   base: { num_inference_steps: 100, guidance_scale: 7, sampler: 'ddpm', thresholding: 'dynamic' },
-  sr: { num_inference_steps: 20, guidance_scale: 1, sampler: 'ddim', thresholding: 'dynamic', noise_level: 100 },
+  // Stage II was fine-tuned on 128² crops: sampled in 128² tiles its GroupNorm statistics match
+  // training's (in one 256² piece it leaves speckles and shifts flat colours; MODEL_CARD.md).
+  sr: {
+    num_inference_steps: 20,
+    guidance_scale: 1,
+    sampler: 'ddim',
+    thresholding: 'dynamic',
+    noise_level: 100,
+    tile_size: 128,
+    tile_overlap: 64,
+  },
 };
 
 async function exportStage(src: string, dst: string, gen: Record<string, unknown>): Promise<void> {
