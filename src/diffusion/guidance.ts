@@ -41,11 +41,16 @@ export function classifierFreeGuidance(out: NDArray, guidanceScale: number, samp
 
 /** [x; x] along the batch axis: the CFG batch reuses the same sample (or labels) for both halves. */
 export function duplicateBatch(x: NDArray): NDArray {
+  return repeatBatch(x, 2);
+}
+
+/** `times` copies of x one after another along the batch axis (any dtype: class labels are int64). */
+export function repeatBatch(x: NDArray, times: number): NDArray {
+  if (times === 1) return x;
   const d = x.data;
-  const out = new (d.constructor as new (n: number) => typeof d)(d.length * 2);
-  (out as Float32Array).set(d as Float32Array, 0);
-  (out as Float32Array).set(d as Float32Array, d.length);
-  return new NDArray(x.dtype, [x.shape[0]! * 2, ...x.shape.slice(1)], out);
+  const out = new (d.constructor as new (n: number) => typeof d)(d.length * times);
+  for (let k = 0; k < times; k++) (out as Float32Array).set(d as Float32Array, k * d.length);
+  return new NDArray(x.dtype, [x.shape[0]! * times, ...x.shape.slice(1)], out);
 }
 
 /** Concatenate float32 NDArrays along the batch axis. */

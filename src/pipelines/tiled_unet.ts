@@ -8,7 +8,7 @@
  * Tiled predictions are not bit-equal to untiled ones (a tile sees less context); one tile covering
  * the whole latent is.
  */
-import { allocate } from '../engine/dtype.js';
+import { concatBatch, repeatBatch } from '../diffusion/guidance.js';
 import { ImagenError } from '../engine/errors.js';
 import { NDArray, shapeStr } from '../engine/ndarray.js';
 import type { Runtime } from '../engine/runtime.js';
@@ -146,14 +146,6 @@ export function unetDownFactor(unet: Pick<UNetLike, 'unet'>): number {
   return 2 ** (unet.unet.config.block_out_channels.length - 1);
 }
 
-/** `times` copies of a along axis 0, one after another (the per-tile text states and class labels). */
-function tileBatch(a: NDArray, times: number): NDArray {
-  if (times === 1) return a;
-  const out = allocate(a.dtype, a.size * times);
-  for (let k = 0; k < times; k++) (out as Float32Array).set(a.data as Float32Array, k * a.size);
-  return new NDArray(a.dtype, [a.shape[0]! * times, ...a.shape.slice(1)], out);
-}
-
 /**
  * Runs `unet` on each tile of `call.sample` ([B, C, H, W]) and blends the outputs. The text states,
  * timestep and class labels are the same for every tile; `tilesPerCall` tiles share one UNet call.
@@ -164,7 +156,7 @@ export async function runUNetTiled(
   options: UNetTileOptions = {},
 ): Promise<NDArray> {
   if (call.sample.shape.length !== 4) bad(`sample must be [B, C, H, W], got ${shapeStr(call.sample.shape)}`);
-  const [b, c, H, W] = call.sample.shape as [number, number, number, number];
+  const [b, , H, W] = call.sample.shape as [number, number, number, number];
   const plan = planTiles(H, W, options, unetDownFactor(unet));
   const per = Math.min(options.tilesPerCall ?? 1, plan.tiles.length);
   let out: Float32Array | undefined;
@@ -172,16 +164,13 @@ export async function runUNetTiled(
   for (let first = 0; first < plan.tiles.length; first += per) {
     const group = plan.tiles.slice(first, first + per);
     const crops = group.map((t) => cropTile(call.sample, t));
-    const sample =
-      crops.length === 1
-        ? crops[0]!
-        : new NDArray('float32', [b * crops.length, c, group[0]!.h, group[0]!.w], concatData(crops));
+    const sample = crops.length === 1 ? crops[0]! : concatBatch(crops);
     const pred = (
       await unet.run({
         ...call,
         sample,
-        encoderHiddenStates: tileBatch(call.encoderHiddenStates, group.length),
-        classLabels: call.classLabels && tileBatch(call.classLabels, group.length),
+        encoderHiddenStates: repeatBatch(call.encoderHiddenStates, group.length),
+        classLabels: call.classLabels && repeatBatch(call.classLabels, group.length),
       })
     ).toFloat32();
     outC = pred.shape[1]!;
@@ -197,16 +186,6 @@ export async function runUNetTiled(
     });
   }
   return new NDArray('float32', [b, outC, H, W], out!);
-}
-
-function concatData(parts: NDArray[]): Float32Array {
-  const out = new Float32Array(parts.reduce((s, p) => s + p.data.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p.data as Float32Array, o);
-    o += p.data.length;
-  }
-  return out;
 }
 
 /** Throws the BAD_INPUT error `planTiles` would for these settings (check before a long load). */
