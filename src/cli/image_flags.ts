@@ -39,6 +39,11 @@ export function parseNoiseLevel(v: string): number {
   return n;
 }
 
+/** `[default: …]` of a flag whose value the model folder's generation_config.json may set. */
+export function folderDefault(fallback: unknown): string {
+  return `[default: the model's generation_config.json, else ${fallback}]`;
+}
+
 /** `--sampler`-style flags: ddpm | ddim, or undefined when not given (the model's default). */
 export function parseSampler(v: string | undefined, flag: string): 'ddpm' | 'ddim' | undefined {
   if (v !== undefined && v !== 'ddpm' && v !== 'ddim') throw usageError(`${flag} must be ddpm or ddim`);
@@ -58,7 +63,8 @@ export interface CommonOptions {
   seed: number;
   numImages: number;
   thresholding?: 'dynamic' | 'static' | 'none';
-  sampler: 'ddpm' | 'ddim';
+  /** Undefined: the model's generation_config.json, else DDPM. */
+  sampler?: 'ddpm' | 'ddim';
   device: 'cpu' | 'cuda';
 }
 
@@ -69,7 +75,7 @@ export function parseCommon(f: CommonFlags): CommonOptions {
   if (f.threshold && !['dynamic', 'static', 'none'].includes(f.threshold)) {
     throw usageError(`--threshold must be dynamic, static or none, got "${f.threshold}"`);
   }
-  const sampler = parseSampler(f.sampler, '--sampler')!;
+  const sampler = parseSampler(f.sampler, '--sampler');
   if (f.device !== 'cpu' && f.device !== 'cuda')
     throw usageError(`--device must be cpu or cuda, got "${f.device}"`);
   return {
@@ -90,7 +96,7 @@ export interface CommonFlags {
   seed: string;
   numImages: string;
   threshold?: string;
-  sampler: string;
+  sampler?: string;
   device: string;
   fp16: boolean;
   cleanCaption: boolean;
@@ -111,7 +117,7 @@ export function addCommonOptions(cmd: Command): Command {
     .option('--seed <n>', 'random seed: the same seed gives the same image on the same machine', '0')
     .option('--num-images <n>', 'images per prompt', '1')
     .option('--threshold <kind>', 'dynamic | static | none [default: the scheduler config: dynamic for IF]')
-    .option('--sampler <name>', 'ddpm | ddim', 'ddpm')
+    .option('--sampler <name>', `ddpm | ddim ${folderDefault('ddpm')}`)
     .option(
       '--device <name>',
       "cpu | cuda (ONNX Runtime's CUDA provider; falls back to CPU with a message)",

@@ -3,10 +3,13 @@
  * the two commands cannot drift apart; only the wording of some help lines is the command's own.
  */
 import type { Command } from 'commander';
-import type { ImageStageOptions, StageDefaults } from '../pipelines/img2img.js';
+import type { ImageStageDefaults, ImageStageOptions } from '../pipelines/img2img.js';
+import { type PipelineStageDefaults, stageGuidance } from '../pipelines/stage_run.js';
+import type { StageModels } from '../pipelines/text_to_image.js';
 import {
   type CommonFlags,
   type CommonOptions,
+  folderDefault,
   parseNoiseLevel,
   parseNumber,
   parseSteps,
@@ -22,13 +25,13 @@ export interface StageFlags extends CommonFlags {
   srSteps?: string;
   guidance?: string;
   srGuidance?: string;
-  noiseLevel: string;
+  noiseLevel?: string;
 }
 
 /** A pipeline's defaults for both stages (`IF_IMG2IMG_DEFAULTS`, `IF_INPAINT_DEFAULTS`). */
 export interface TwoStageDefaults {
-  base: StageDefaults;
-  sr: StageDefaults & { noiseLevel: number };
+  base: ImageStageDefaults;
+  sr: ImageStageDefaults & { noiseLevel: number };
 }
 
 /** Help lines whose meaning differs by command; `[default: …]` is appended from the defaults. */
@@ -46,26 +49,23 @@ export function addStageOptions(cmd: Command, d: TwoStageDefaults, help: StageHe
     .option('--sr-model <dir>', help.srModel)
     .option('--strength <f>', `${help.strength} [default: ${d.base.strength}]`)
     .option('--sr-strength <f>', `stage-II strength [default: ${d.sr.strength}]`)
-    .option('--steps <n|preset>', `${help.steps} [default: ${d.base.steps}]`)
-    .option('--sr-steps <n|preset>', `${help.srSteps} [default: ${d.sr.steps}]`)
-    .option('--guidance <f>', `stage-I classifier-free guidance scale [default: ${d.base.guidanceScale}]`)
-    .option('--sr-guidance <f>', `stage-II guidance scale [default: ${d.sr.guidanceScale}]`)
-    .option('--noise-level <n>', help.noiseLevel, String(d.sr.noiseLevel));
+    .option('--steps <n|preset>', `${help.steps} ${folderDefault(d.base.steps)}`)
+    .option('--sr-steps <n|preset>', `${help.srSteps} ${folderDefault(d.sr.steps)}`)
+    .option('--guidance <f>', `stage-I classifier-free guidance scale ${folderDefault(d.base.guidanceScale)}`)
+    .option('--sr-guidance <f>', `stage-II guidance scale ${folderDefault(d.sr.guidanceScale)}`)
+    .option('--noise-level <n>', `${help.noiseLevel} ${folderDefault(d.sr.noiseLevel)}`);
 }
 
 export interface StageOptions {
   base: ImageStageOptions;
-  sr: ImageStageOptions & { noiseLevel: number };
-  /** Whether either stage guides (scale > 1), which needs the negative prompt's embeddings. */
-  needNegative: boolean;
+  sr: ImageStageOptions & { noiseLevel?: number };
 }
 
 /** Parse every stage flag, so that a typo fails before gigabytes of weights load. */
-export function parseStageOptions(f: StageFlags, c: CommonOptions, d: TwoStageDefaults): StageOptions {
-  const guidance = parseNumber(f.guidance, '--guidance', 0, 100);
+export function parseStageOptions(f: StageFlags, c: CommonOptions): StageOptions {
   const base = {
     steps: parseSteps(f.steps),
-    guidanceScale: guidance,
+    guidanceScale: parseNumber(f.guidance, '--guidance', 0, 100),
     strength: parseStrength(f.strength, '--strength'),
     thresholding: c.thresholding,
     sampler: c.sampler,
@@ -76,11 +76,20 @@ export function parseStageOptions(f: StageFlags, c: CommonOptions, d: TwoStageDe
     strength: parseStrength(f.srStrength, '--sr-strength'),
     thresholding: c.thresholding,
     sampler: c.sampler,
-    noiseLevel: parseNoiseLevel(f.noiseLevel),
+    noiseLevel: f.noiseLevel === undefined ? undefined : parseNoiseLevel(f.noiseLevel),
   };
-  return {
-    base,
-    sr,
-    needNegative: Math.max(guidance ?? d.base.guidanceScale, sr.guidanceScale ?? d.sr.guidanceScale) > 1,
-  };
+  return { base, sr };
+}
+
+/**
+ * Whether either stage guides (scale > 1), which needs the negative prompt's embeddings; known
+ * only once the folders are read, since their generation_config.json may set the scale.
+ */
+export function needsNegative(
+  o: StageOptions,
+  d: { base: PipelineStageDefaults; sr: PipelineStageDefaults },
+  base: Pick<StageModels, 'defaults'>,
+  sr: Pick<StageModels, 'defaults'> | undefined,
+): boolean {
+  return stageGuidance(o.base, base, d.base) > 1 || (!!sr && stageGuidance(o.sr, sr, d.sr) > 1);
 }

@@ -12,7 +12,7 @@ import type { CommonOptions } from './image_flags.js';
 import { runWithProgress } from './image_output.js';
 import { loadStage } from './load_stage.js';
 import { folderText, promptConditioning } from './prompt_conditioning.js';
-import type { StageFlags, StageOptions } from './stage_options.js';
+import { needsNegative, type StageFlags, type StageOptions, type TwoStageDefaults } from './stage_options.js';
 
 export interface LoadedStages {
   base: LoadedPipeline;
@@ -42,6 +42,8 @@ export async function runStages(
     common: CommonOptions;
     prompt: string;
     options: StageOptions;
+    /** The pipeline's published defaults (`IF_IMG2IMG_DEFAULTS`, `IF_INPAINT_DEFAULTS`). */
+    defaults: TwoStageDefaults;
     stages: LoadedStages;
     say: (m: string) => void;
     /** More fields of the `--json` result. */
@@ -52,7 +54,7 @@ export async function runStages(
   const { flags: f, common: c, options, stages, say } = r;
   const rt = createRuntime({ device: c.device });
   const embeddings = await promptConditioning(f, {
-    needNegative: options.needNegative,
+    needNegative: needsNegative(options, r.defaults, stages.base, stages.sr),
     text: async () => folderText(stages.base, rt),
     missing: `--model ${f.model} has no text_encoder/ and tokenizer/: pass --prompt-embeds FILE (from \`imagen encode\`)`,
     say,

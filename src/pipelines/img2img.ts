@@ -2,8 +2,7 @@ import { addNoise } from '../diffusion/ddpm.js';
 import { Generator } from '../diffusion/noise.js';
 import type { Denoiser } from '../diffusion/sample.js';
 import type { Schedule } from '../diffusion/schedule.js';
-import { parseThresholding, thresholdingFromConfig } from '../diffusion/thresholding.js';
-import { roundHalfEven, setTimesteps, type TimestepRequest } from '../diffusion/timesteps.js';
+import { roundHalfEven, type TimestepRequest } from '../diffusion/timesteps.js';
 import { ImagenError } from '../engine/errors.js';
 import { NDArray } from '../engine/ndarray.js';
 import type { Runtime } from '../engine/runtime.js';
@@ -18,8 +17,8 @@ import {
   type TextConditioning,
   upscaleBilinear,
 } from './if_pipeline.js';
+import { type PipelineStageDefaults, runStage, stageNoiseLevel } from './stage_run.js';
 import type { StageModels, StageOptions, TextModels } from './text_to_image.js';
-import { stageTiles, stageUNetRunner } from './tiled_unet.js';
 import type { UNetRunner } from './unet_runner.js';
 
 const f = Math.fround;
@@ -478,53 +477,26 @@ export function imageToImageSuperResolution(
 // High level: one call per cascade
 // ---------------------------------------------------------------------------------------------
 
-export interface StageDefaults {
-  steps: TimestepRequest;
-  guidanceScale: number;
+/** A pipeline's defaults for one stage, with its img2img strength. */
+export interface ImageStageDefaults extends PipelineStageDefaults {
   strength: number;
-  noiseLevel?: number;
 }
 
-/** Compile the UNet, resolve steps/guidance/thresholding, report progress; one stage. */
-export async function runImageStage(
+/** `runStage` plus img2img's strength (the caller's, else the pipeline's: folders do not set it). */
+export function runImageStage<T>(
   rt: Runtime,
   name: string,
   models: StageModels,
   opts: ImageStageOptions | undefined,
-  defaults: StageDefaults,
+  d: ImageStageDefaults,
   gen: Generator,
   o: ImagePipelineOptions,
-  run: (runner: UNetRunner, common: DenoiseLoopOptions & { strength: number }) => Promise<NDArray>,
-): Promise<NDArray> {
-  // the registered runner: weight-streaming for checkpoints too big for one ONNX graph
-  const runner = stageUNetRunner(rt, models.unet, stageTiles(opts?.tiles, models.defaults?.tiles));
-  const cfg = models.schedule.config;
-  try {
-    return await run(runner, {
-      schedule: models.schedule,
-      timesteps: setTimesteps(opts?.steps ?? defaults.steps, cfg),
-      guidanceScale: opts?.guidanceScale ?? defaults.guidanceScale,
-      thresholding: opts?.thresholding
-        ? parseThresholding(opts.thresholding, cfg)
-        : thresholdingFromConfig(cfg),
-      sampler: opts?.sampler,
-      generator: gen,
-      signal: o.signal,
-      strength: opts?.strength ?? defaults.strength,
-      onStep: (s) =>
-        o.onProgress?.({
-          status: 'step',
-          stage: name,
-          step: s.i + 1,
-          total: s.total,
-          t: s.t,
-          predOriginalSample: s.predOriginalSample,
-        }),
-    });
-  } finally {
-    await runner.release();
-    await o.onProgress?.({ status: 'done', stage: name });
-  }
+  run: (runner: UNetRunner, common: DenoiseLoopOptions & { strength: number }) => Promise<T>,
+): Promise<T> {
+  const ctx = { generator: gen, signal: o.signal, onProgress: o.onProgress };
+  return runStage(rt, name, models, opts, d, ctx, (runner, common) =>
+    run(runner, { ...common, strength: opts?.strength ?? d.strength }),
+  );
 }
 
 /** diffusers' defaults: `IFImg2ImgPipeline` (80 steps, guidance 10, strength 0.7) and its SR stage. */
@@ -600,7 +572,7 @@ export async function varyImages(
         sr: {
           rt,
           lowRes: baseOut,
-          noiseLevel: o.sr?.noiseLevel ?? IF_IMG2IMG_DEFAULTS.sr.noiseLevel,
+          noiseLevel: stageNoiseLevel(o.sr, sr, IF_IMG2IMG_DEFAULTS.sr),
           imageNoisingSchedule: sr.imageNoisingSchedule!,
         },
       }),

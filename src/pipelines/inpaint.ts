@@ -31,6 +31,7 @@ import {
   sizeNote,
   stageConditioning,
 } from './img2img.js';
+import { stageNoiseLevel } from './stage_run.js';
 import type { StageModels, TextModels } from './text_to_image.js';
 import type { UNetRunner } from './unet_runner.js';
 
@@ -151,7 +152,7 @@ export async function inpaintImages(
         sr: {
           rt,
           lowRes: baseOut,
-          noiseLevel: o.sr?.noiseLevel ?? IF_INPAINT_DEFAULTS.sr.noiseLevel,
+          noiseLevel: stageNoiseLevel(o.sr, sr, IF_INPAINT_DEFAULTS.sr),
           imageNoisingSchedule: sr.imageNoisingSchedule!,
         },
       }),

@@ -1,8 +1,7 @@
 import { Generator } from '../diffusion/noise.js';
 import type { SamplerName } from '../diffusion/sample.js';
 import type { Schedule } from '../diffusion/schedule.js';
-import { parseThresholding, thresholdingFromConfig } from '../diffusion/thresholding.js';
-import { setTimesteps, type TimestepRequest } from '../diffusion/timesteps.js';
+import type { TimestepRequest } from '../diffusion/timesteps.js';
 import { ImagenError } from '../engine/errors.js';
 import { NDArray } from '../engine/ndarray.js';
 import type { Runtime } from '../engine/runtime.js';
@@ -10,10 +9,16 @@ import { encodePrompts, type T5TextEncoder } from '../models/t5/t5_encoder.js';
 import type { UNet2DConditionModel } from '../models/unet/unet.js';
 import type { TextTokenizer } from '../text/tokenizer.js';
 import type { ProgressEvent } from './events.js';
-import { superResolution, type TextConditioning, textToImage } from './if_pipeline.js';
+import {
+  type DenoiseLoopOptions,
+  superResolution,
+  type TextConditioning,
+  textToImage,
+} from './if_pipeline.js';
 import type { SdUpscaleComponents } from './sd_upscale.js';
+import { type PipelineStageDefaults, runStage, stageNoiseLevel } from './stage_run.js';
 import { runStage3, STAGE3_DEFAULTS } from './three_stage.js';
-import { stageTiles, stageUNetRunner, type UNetTileOptions } from './tiled_unet.js';
+import type { UNetTileOptions } from './tiled_unet.js';
 import type { UNetRunner } from './unet_runner.js';
 
 export interface StageModels {
@@ -150,45 +155,17 @@ export async function generateImages(
   }
   cond = perImage(cond);
 
-  const runStage = async (
+  const stage = <T>(
     name: string,
     models: StageModels,
     opts: StageOptions | undefined,
-    defaults: { steps: TimestepRequest; guidanceScale: number },
-    run: (runner: UNetRunner, common: Parameters<typeof textToImage>[3]) => Promise<NDArray>,
-  ) => {
-    const own = models.defaults ?? {};
-    const runner = stageUNetRunner(rt, models.unet, stageTiles(opts?.tiles, own.tiles));
-    const cfg = models.schedule.config;
-    const timesteps = setTimesteps(opts?.steps ?? own.steps ?? defaults.steps, cfg);
-    const thresholding = opts?.thresholding ?? own.thresholding;
-    try {
-      return await run(runner, {
-        schedule: models.schedule,
-        timesteps,
-        guidanceScale: opts?.guidanceScale ?? own.guidanceScale ?? defaults.guidanceScale,
-        thresholding: thresholding ? parseThresholding(thresholding, cfg) : thresholdingFromConfig(cfg),
-        sampler: opts?.sampler ?? own.sampler,
-        generator: gen,
-        signal: o.signal,
-        onStep: (s) =>
-          o.onProgress?.({
-            status: 'step',
-            stage: name,
-            step: s.i + 1,
-            total: s.total,
-            t: s.t,
-            predOriginalSample: s.predOriginalSample,
-          }),
-      });
-    } finally {
-      await runner.release();
-      await o.onProgress?.({ status: 'done', stage: name });
-    }
-  };
+    d: PipelineStageDefaults,
+    run: (runner: UNetRunner, common: DenoiseLoopOptions) => Promise<T>,
+  ) =>
+    runStage(rt, name, models, opts, d, { generator: gen, signal: o.signal, onProgress: o.onProgress }, run);
 
   const size = base.unet.config.sample_size;
-  const baseOut = await runStage('stage I', base, o.base, IF_DEFAULTS.base, (runner, common) =>
+  const baseOut = await stage('stage I', base, o.base, IF_DEFAULTS.base, (runner, common) =>
     textToImage(runner, cond!, { height: size, width: size }, common),
   );
   if (!sr) {
@@ -205,7 +182,7 @@ export async function generateImages(
       throw new ImagenError('CONFIG_INVALID', `the ${name} model has no image noising scheduler`);
     const hi = models.unet.config.sample_size;
     const c = models.text ? perImage(await encode(models.text)) : cond!;
-    return runStage(name, models, opts, IF_DEFAULTS.sr, (runner, common) =>
+    return stage(name, models, opts, IF_DEFAULTS.sr, (runner, common) =>
       superResolution(
         rt,
         runner,
@@ -214,7 +191,7 @@ export async function generateImages(
         { height: hi, width: hi },
         {
           ...common,
-          noiseLevel: opts?.noiseLevel ?? models.defaults?.noiseLevel ?? IF_DEFAULTS.sr.noiseLevel,
+          noiseLevel: stageNoiseLevel(opts, models, IF_DEFAULTS.sr),
           imageNoisingSchedule: models.imageNoisingSchedule!,
         },
       ),

@@ -21,6 +21,7 @@ import {
   runImageStage,
   sizeNote,
 } from './img2img.js';
+import { stageNoiseLevel } from './stage_run.js';
 import { IF_DEFAULTS, type StageModels, type TextModels } from './text_to_image.js';
 
 /** IF's stage II is a ×4 upscaler (64 → 256); the low-res size is not stored in its folder. */
@@ -80,7 +81,7 @@ export async function upscaleImage(
     (runner, common) =>
       superResolution(rt, runner, cond, broadcastBatch(low.tensor, cond.promptEmbeds.shape[0]!), out, {
         ...common,
-        noiseLevel: o.noiseLevel ?? IF_DEFAULTS.sr.noiseLevel,
+        noiseLevel: stageNoiseLevel(o, sr, IF_DEFAULTS.sr),
         imageNoisingSchedule: sr.imageNoisingSchedule!,
       }),
   );

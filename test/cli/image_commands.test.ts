@@ -1,4 +1,4 @@
-import { cpSync, rmSync } from 'node:fs';
+import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readImage, writePng } from '../../src/platform/node/image.js';
@@ -329,6 +329,46 @@ describe('imagen upscale', () => {
       '--quiet',
     ]);
     expect(r.code, r.stderr).toBe(0);
+  });
+
+  it("takes the folder's generation_config: unguided there, so embeddings without a negative suffice", async () => {
+    const dir = tmp.file('sr-with-generation-config');
+    cpSync(folders.sr, dir, { recursive: true });
+    writeFileSync(
+      join(dir, 'generation_config.json'),
+      JSON.stringify({ num_inference_steps: 2, guidance_scale: 1, sampler: 'ddim', noise_level: 100 }),
+    );
+    const emb = tmp.file('emb-no-negative.safetensors');
+    let r = await run(['encode', 'x', '--text-encoder', folders.base, '--max-length', '16', '--out', emb]);
+    expect(r.code, r.stderr).toBe(0);
+    const upscale = (model: string, out: string, ...extra: string[]) =>
+      run([
+        'upscale',
+        tmp.file('in.png'),
+        '--model',
+        model,
+        '--prompt-embeds',
+        emb,
+        '--out',
+        out,
+        '--quiet',
+        ...extra,
+      ]);
+    r = await upscale(dir, tmp.file('up-folder.png'));
+    expect(r.code, r.stderr).toBe(0);
+    r = await upscale(
+      folders.sr,
+      tmp.file('up-explicit.png'),
+      ...['--steps', '2', '--guidance', '1', '--sampler', 'ddim', '--noise-level', '100'],
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(readFileSync(tmp.file('up-folder.png')).equals(readFileSync(tmp.file('up-explicit.png')))).toBe(
+      true,
+    );
+    // without the folder's guidance_scale 1, IF-II's guidance 4 needs the negative embeddings
+    r = await upscale(folders.sr, tmp.file('up-guided.png'), '--steps', '2');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/negative/);
   });
 
   it('exit code 2 without any text encoder, or with a stage-I folder', async () => {

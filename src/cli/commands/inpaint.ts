@@ -65,7 +65,7 @@ export function registerInpaint(program: Command): void {
       if (f.fill !== 'edge' && f.fill !== 'grey')
         throw usageError(`--fill must be edge or grey, got "${f.fill}"`);
       const extend = f.extend ? parseExtend(f.extend) : undefined;
-      const options = parseStageOptions(f, common, d);
+      const options = parseStageOptions(f, common);
       const inputs = await loadInpaintInputs({ image: imagePath, mask: f.mask, extend, fill: f.fill });
       if (inputs.extended) say(`outpainting canvas ${inputs.image.width}×${inputs.image.height}`);
       if (f.saveMask) await writeFile(f.saveMask, await encodeMaskPng(inputs.mask));
@@ -77,6 +77,7 @@ export function registerInpaint(program: Command): void {
           common,
           prompt,
           options,
+          defaults: d,
           stages,
           say,
           extra: { canvas: { width: image.width, height: image.height } },

@@ -3,6 +3,7 @@ import { Generator } from '../../diffusion/noise.js';
 import { NDArray } from '../../engine/ndarray.js';
 import type { RgbImage } from '../../io/image.js';
 import { SD_UPSCALE_DEFAULTS, sdUpscale } from '../../pipelines/sd_upscale.js';
+import { stageGuidance } from '../../pipelines/stage_run.js';
 import type { TextModels } from '../../pipelines/text_to_image.js';
 import { IF_DEFAULTS } from '../../pipelines/text_to_image.js';
 import { IF_SR_FACTOR, upscaleImage } from '../../pipelines/upscale.js';
@@ -18,6 +19,7 @@ import {
   addCommonOptions,
   type CommonFlags,
   type CommonOptions,
+  folderDefault,
   parseCommon,
   parseNoiseLevel,
   parseNumber,
@@ -37,7 +39,7 @@ interface UpscaleFlags extends CommonFlags {
   textEncoder?: string;
   steps?: string;
   guidance?: string;
-  noiseLevel: string;
+  noiseLevel?: string;
   lowResSize?: string;
 }
 
@@ -69,13 +71,12 @@ export function registerUpscale(program: Command): void {
     )
     .option(
       '--steps <n|preset>',
-      `denoising steps or preset (super27, super40, super100, smart50, …) [default: ${d.steps}]`,
+      `denoising steps or preset (super27, super40, super100, smart50, …) ${folderDefault(d.steps)}`,
     )
-    .option('--guidance <f>', `classifier-free guidance scale [default: ${d.guidanceScale}]`)
+    .option('--guidance <f>', `classifier-free guidance scale ${folderDefault(d.guidanceScale)}`)
     .option(
       '--noise-level <n>',
-      'noise-conditioning augmentation level 0..999: higher hides more input artefacts',
-      String(d.noiseLevel),
+      `noise-conditioning augmentation level 0..999: higher hides more input artefacts ${folderDefault(d.noiseLevel)}; SD x4 upscaler: ${SD_UPSCALE_DEFAULTS.noiseLevel}`,
     )
     .option('--tiled', `SD x4 upscaler only: ${TILED_HELP}`, false)
     .option('--tile-size <px>', `SD x4 upscaler only: ${TILE_SIZE_HELP}`)
@@ -92,13 +93,13 @@ export function registerUpscale(program: Command): void {
       const say = logger(f.quiet || f.json);
       const c = parseCommon(f);
       if (await isSdx4Folder(f.model)) {
-        await upscaleSdx4(imagePath, f, cmd.getOptionValueSource('noiseLevel') === 'default', c, say);
+        await upscaleSdx4(imagePath, f, c, say);
         return;
       }
       if (f.tiled || f.tileSize !== undefined)
         throw usageError('--tiled and --tile-size are for the SD x4 upscaler (a latent model)');
       const prompt = requirePrompt(f);
-      const noiseLevel = parseNoiseLevel(f.noiseLevel);
+      const noiseLevel = f.noiseLevel === undefined ? undefined : parseNoiseLevel(f.noiseLevel);
       const steps = parseSteps(f.steps);
       const guidance = parseNumber(f.guidance, '--guidance', 0, 100);
       const lowResSize = parseNumber(f.lowResSize, '--low-res-size', 1, 4096);
@@ -108,7 +109,7 @@ export function registerUpscale(program: Command): void {
       const image = await readImage(imagePath);
       const rt = createRuntime({ device: c.device });
       const embeddings = await promptConditioning(f, {
-        needNegative: (guidance ?? d.guidanceScale) > 1,
+        needNegative: stageGuidance({ guidanceScale: guidance }, sr, d) > 1,
         text: async (): Promise<TextModels | undefined> => {
           if (!f.textEncoder) return folderText(sr, rt);
           const dirs = await resolveTextEncoderDirs(f.textEncoder);
@@ -173,7 +174,6 @@ function repeatRows(a: NDArray, times: number): NDArray {
 async function upscaleSdx4(
   imagePath: string,
   f: UpscaleFlags,
-  defaultNoise: boolean,
   c: CommonOptions,
   say: (m: string) => void,
 ): Promise<void> {
@@ -183,7 +183,8 @@ async function upscaleSdx4(
     );
   if (f.lowResSize !== undefined)
     throw usageError('--low-res-size is for IF-II models; the SD x4 upscaler takes any size');
-  const noiseLevel = defaultNoise ? SD_UPSCALE_DEFAULTS.noiseLevel : parseNoiseLevel(f.noiseLevel);
+  const noiseLevel =
+    f.noiseLevel === undefined ? SD_UPSCALE_DEFAULTS.noiseLevel : parseNoiseLevel(f.noiseLevel);
   if (noiseLevel > SD_UPSCALE_DEFAULTS.maxNoiseLevel)
     throw usageError(
       `--noise-level must be in 0..${SD_UPSCALE_DEFAULTS.maxNoiseLevel} for the SD x4 upscaler`,

@@ -37,10 +37,10 @@ export function registerVary(program: Command): void {
       const say = logger(f.quiet || f.json);
       const common = parseCommon(f);
       const prompt = requirePrompt(f);
-      const options = parseStageOptions(f, common, d);
+      const options = parseStageOptions(f, common);
       const stages = await loadStages(f, say);
       const image = await readImage(imagePath);
-      await runStages({ flags: f, common, prompt, options, stages, say }, (rt, base, sr, o) =>
+      await runStages({ flags: f, common, prompt, options, defaults: d, stages, say }, (rt, base, sr, o) =>
         varyImages(rt, undefined, base, sr, { ...o, image }),
       );
     });
