@@ -39,6 +39,16 @@ export function parseNoiseLevel(v: string): number {
   return n;
 }
 
+/** An integer flag in [min, max]; blank is not 0. */
+export function intFlag(v: string, flag: string, min: number, max = Number.POSITIVE_INFINITY): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isInteger(n) || n < min || n > max) {
+    const range = max === Number.POSITIVE_INFINITY ? `≥ ${min}` : `in ${min}..${max}`;
+    throw usageError(`${flag} must be an integer ${range}, got "${v}"`);
+  }
+  return n;
+}
+
 /** `[default: …]` of a flag whose value the model folder's generation_config.json may set. */
 export function folderDefault(fallback: unknown): string {
   return `[default: the model's generation_config.json, else ${fallback}]`;
@@ -147,17 +157,13 @@ export function parseSrTiles(
   size: string | undefined,
   overlap: string | undefined,
 ): UNetTileOptions | false | undefined {
-  const int = (v: string, flag: string, min: number): number => {
-    const n = Number(v);
-    if (v.trim() === '' || !Number.isInteger(n) || n < min)
-      throw usageError(`${flag} must be an integer ≥ ${min}, got "${v}"`);
-    return n;
-  };
   if (size === undefined) {
     if (overlap !== undefined) throw usageError('--sr-tile-overlap needs --sr-tile-size');
     return undefined;
   }
-  const tileSize = int(size, '--sr-tile-size', 0);
+  const tileSize = intFlag(size, '--sr-tile-size', 0);
   if (tileSize === 0) return false;
-  return overlap === undefined ? { tileSize } : { tileSize, overlap: int(overlap, '--sr-tile-overlap', 0) };
+  return overlap === undefined
+    ? { tileSize }
+    : { tileSize, overlap: intFlag(overlap, '--sr-tile-overlap', 0) };
 }

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { Split } from '../../data/synth/splits.js';
 import { writeSynthDataset } from '../../platform/node/synth_render.js';
 import { usageError } from '../errors.js';
+import { intFlag } from '../image_flags.js';
 import { logger, ProgressBar } from '../progress.js';
 
 interface SynthFlags {
@@ -12,13 +13,6 @@ interface SynthFlags {
   split: string;
   quiet: boolean;
   json: boolean;
-}
-
-export function intFlag(v: string, flag: string, min: number, max: number): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max)
-    throw usageError(`${flag} must be an integer in ${min}..${max}, got "${v}"`);
-  return n;
 }
 
 export function splitFlag(v: string): Split {

@@ -25,9 +25,15 @@ import { createRuntime } from '../../platform/node/runtime.js';
 import { shippedModel } from '../../platform/node/shipped_model.js';
 import { loadDejaVu } from '../../platform/node/synth_render.js';
 import { usageError } from '../errors.js';
-import { parseSampler, parseSrTiles, SR_TILE_OVERLAP_HELP, SR_TILE_SIZE_HELP } from '../image_flags.js';
+import {
+  intFlag,
+  parseSampler,
+  parseSrTiles,
+  SR_TILE_OVERLAP_HELP,
+  SR_TILE_SIZE_HELP,
+} from '../image_flags.js';
 import { logger, ProgressBar } from '../progress.js';
-import { intFlag, splitFlag } from './dataset.js';
+import { splitFlag } from './dataset.js';
 
 interface EvalFlags {
   model?: string;
