@@ -72,6 +72,13 @@ describe('imagen train: bad data folders exit 2 with a clear message', () => {
     expectCleanError(r, 2, /no-such-folder: no such data folder/);
   });
 
+  it('a missing folder among several --data folders (and none missing: it trains on both)', async () => {
+    let r = await train(data, join(root, 'o-two-missing'), '--data', join(root, 'no-such-second'));
+    expectCleanError(r, 2, /no-such-second: no such data folder/);
+    r = await train(data, join(root, 'o-two'), '--data', data);
+    expect(r.code, r.stderr).toBe(0);
+  });
+
   it('a folder without captions', async () => {
     const dir = join(root, 'uncaptioned');
     await mkdir(dir, { recursive: true });

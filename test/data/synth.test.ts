@@ -208,6 +208,33 @@ describe('imagefolder output and CLI', () => {
     expect(row.text).toBe(synthExample(4, 'train', 0).caption);
   });
 
+  it('--kinds keeps only those scenes, exactly as they stand in the full stream of the same seed', async () => {
+    const full = join(tmp, 'kinds-full');
+    const rel = join(tmp, 'kinds-rel');
+    await writeSynthDataset({ out: full, count: 30, seed: 9, size: 32, split: 'train' });
+    await writeSynthDataset({ out: rel, count: 4, seed: 9, size: 32, split: 'train', kinds: ['relation'] });
+    const rows = (dir: string) =>
+      readFileSync(join(dir, 'metadata.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { file_name: string; text: string; scene: { kind: string } });
+    const want = rows(full)
+      .filter((r) => r.scene.kind === 'relation')
+      .slice(0, 4);
+    expect(want).toHaveLength(4); // about a third of scenes are relations
+    const got = rows(rel);
+    expect(got.map((r) => r.file_name)).toEqual(['000000.png', '000001.png', '000002.png', '000003.png']);
+    expect(got.map((r) => r.text)).toEqual(want.map((r) => r.text));
+    got.forEach((r, i) =>
+      expect(sha(readFileSync(join(rel, r.file_name)))).toBe(
+        sha(readFileSync(join(full, want[i]!.file_name))),
+      ),
+    );
+    const info = JSON.parse(readFileSync(join(rel, 'dataset.json'), 'utf8'));
+    expect(info).toMatchObject({ count: 4, kinds: ['relation'] });
+    expect(info.drawn).toBeGreaterThan(4);
+  });
+
   it('imagen dataset synth', async () => {
     const spy = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
     try {
@@ -238,6 +265,41 @@ describe('imagefolder output and CLI', () => {
         await main(['node', 'imagen', 'dataset', 'synth', '--out', out, '--count', '3', '--split', 'test']),
       ).toBe(2);
       expect(await main(['node', 'imagen', 'dataset', 'synth', '--out', out, '--count', '0'])).toBe(2);
+      expect(
+        await main([
+          'node',
+          'imagen',
+          'dataset',
+          'synth',
+          '--out',
+          out,
+          '--count',
+          '2',
+          '--kinds',
+          'sign,relation',
+        ]),
+      ).toBe(0);
+      expect(
+        readFileSync(join(out, 'metadata.jsonl'), 'utf8')
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l).scene.kind)
+          .every((k: string) => k === 'sign' || k === 'relation'),
+      ).toBe(true);
+      expect(
+        await main([
+          'node',
+          'imagen',
+          'dataset',
+          'synth',
+          '--out',
+          out,
+          '--count',
+          '2',
+          '--kinds',
+          'relations',
+        ]),
+      ).toBe(2);
     } finally {
       spy.mockRestore();
     }

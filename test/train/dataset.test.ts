@@ -70,6 +70,19 @@ describe('captioned image folders', () => {
     expect(a.every((e) => e.text === e.text.trim())).toBe(true);
   });
 
+  it('several folders load as one, concatenated in the order given', async () => {
+    const both = await ImageDataset.load([imagefolder, pairs], 16);
+    expect(both.length).toBe(2 * N);
+    const one = await ImageDataset.load(pairs, 16);
+    const b = both.batch([N + 2, 1]);
+    const o = one.batch([2, 1]);
+    sameArray(b.images, o.images);
+    expect(b.captions).toEqual(o.captions);
+    await expect(ImageDataset.load([imagefolder, join(imagefolder, 'missing')], 16)).rejects.toThrow(
+      /no such data folder/,
+    );
+  });
+
   it('both layouts give identical batches (images in [−1, 1], NCHW)', async () => {
     const a = await ImageDataset.load(imagefolder, 16);
     const b = await ImageDataset.load(pairs, 16);

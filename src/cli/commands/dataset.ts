@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { SCENE_KINDS, type SceneKind } from '../../data/synth/scene.js';
 import type { Split } from '../../data/synth/splits.js';
 import { writeSynthDataset } from '../../platform/node/synth_render.js';
 import { usageError } from '../errors.js';
@@ -11,8 +12,17 @@ interface SynthFlags {
   seed: string;
   size: string;
   split: string;
+  kinds?: string;
   quiet: boolean;
   json: boolean;
+}
+
+export function kindsFlag(v: string): SceneKind[] {
+  const kinds = v.split(',').map((k) => k.trim());
+  for (const k of kinds)
+    if (!(SCENE_KINDS as readonly string[]).includes(k))
+      throw usageError(`--kinds takes ${SCENE_KINDS.join(', ')} (comma-separated), got "${k}"`);
+  return [...new Set(kinds)] as SceneKind[];
 }
 
 export function splitFlag(v: string): Split {
@@ -36,6 +46,10 @@ export function registerDataset(program: Command): void {
     .option('--seed <n>', 'random seed', '0')
     .option('--size <px>', 'image side in pixels (64 for the base model, 256 for word/OCR targets)', '64')
     .option('--split <name>', 'train | heldout', 'train')
+    .option(
+      '--kinds <list>',
+      `keep only these scene kinds, comma-separated (${SCENE_KINDS.join(', ')}): the seed's stream is read in order and other scenes skipped [default: all]`,
+    )
     .option('--quiet', 'no progress output', false)
     .option('--json', 'print a JSON summary on stdout', false)
     .addHelpText(
@@ -48,18 +62,27 @@ export function registerDataset(program: Command): void {
       const seed = intFlag(f.seed, '--seed', 0, Number.MAX_SAFE_INTEGER);
       const size = intFlag(f.size, '--size', 16, 2048);
       const split = splitFlag(f.split);
+      const kinds = f.kinds === undefined ? undefined : kindsFlag(f.kinds);
       const say = logger(f.quiet || f.json);
       const bar = new ProgressBar('synth', '', { quiet: f.quiet || f.json });
       bar.start(count);
       const t0 = performance.now();
       try {
-        await writeSynthDataset({ out: f.out, count, seed, size, split, onProgress: (d) => bar.update(d) });
+        await writeSynthDataset({
+          out: f.out,
+          count,
+          seed,
+          size,
+          split,
+          kinds,
+          onProgress: (d) => bar.update(d),
+        });
       } finally {
         bar.stop();
       }
       const seconds = (performance.now() - t0) / 1000;
       if (f.json)
-        process.stdout.write(`${JSON.stringify({ out: f.out, count, seed, size, split, seconds })}\n`);
+        process.stdout.write(`${JSON.stringify({ out: f.out, count, seed, size, split, kinds, seconds })}\n`);
       else
         say(
           `wrote ${count} ${size}×${size} images (${split}, seed ${seed}) to ${f.out} in ${seconds.toFixed(1)} s`,

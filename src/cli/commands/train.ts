@@ -9,7 +9,7 @@ import { usageError } from '../errors.js';
 import { logger, ProgressBar } from '../progress.js';
 
 interface TrainFlags {
-  data: string;
+  data: string[];
   out: string;
   config?: string;
   stage: string;
@@ -51,7 +51,11 @@ export function registerTrain(program: Command): void {
         'resume state (weights, AdamW moments, EMA, RNG, data order), written every --checkpoint-every steps and\n' +
         'on Ctrl-C / SIGTERM. OUT/loss.jsonl logs every step.',
     )
-    .requiredOption('--data <dir>', 'captioned image folder')
+    .requiredOption(
+      '--data <dir>',
+      'captioned image folder; repeat to train on several (concatenated in the order given, e.g. a mix)',
+      (v: string, prev: string[] | undefined) => [...(prev ?? []), v],
+    )
     .requiredOption('--out <dir>', 'output pipeline folder')
     .option(
       '--config <file>',
@@ -78,7 +82,8 @@ export function registerTrain(program: Command): void {
     .addHelpText(
       'after',
       '\nExamples:\n  imagen train --data shapes/ --out my-model --steps 2000\n' +
-        '  imagen train --data shapes/ --out my-sr --stage sr --steps 1000\n  imagen train --data shapes/ --out my-model --resume',
+        '  imagen train --data shapes/ --out my-sr --stage sr --steps 1000\n  imagen train --data shapes/ --out my-model --resume\n' +
+        '  imagen train --data shapes/ --data more-relations/ --out my-model --resume   # continue on a mix',
     )
     .action(async (f: TrainFlags) => {
       if (f.stage !== 'base' && f.stage !== 'sr')
@@ -149,7 +154,9 @@ export function registerTrain(program: Command): void {
         if (f.json) process.stdout.write(`${JSON.stringify({ out: f.out, ...r })}\n`);
         say(`${r.stoppedEarly ? 'stopped' : 'finished'} at step ${r.step}; pipeline written to ${f.out}`);
         if (r.stoppedEarly) {
-          say(`resume with: imagen train --data ${f.data} --out ${f.out} --resume`);
+          say(
+            `resume with: imagen train ${f.data.map((d) => `--data ${d}`).join(' ')} --out ${f.out} --resume`,
+          );
           throw Object.assign(new ImagenError('ABORTED', 'training interrupted (checkpoint saved)'), {
             exitCode: 130,
           });

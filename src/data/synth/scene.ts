@@ -58,6 +58,9 @@ export interface Background {
   noiseSeed: number;
 }
 
+export const SCENE_KINDS = ['objects', 'relation', 'sign'] as const;
+export type SceneKind = (typeof SCENE_KINDS)[number];
+
 /**
  * The structured description behind a caption: what the checker verifies and what the renderer
  * draws. `objects` kind: one group with an optional absolute position, or up to two groups side by
@@ -65,7 +68,7 @@ export interface Background {
  * groups[1]; `sign`: a coloured sign carrying a word.
  */
 export interface Scene {
-  kind: 'objects' | 'relation' | 'sign';
+  kind: SceneKind;
   groups: ObjectGroup[];
   position?: Position;
   relation?: Relation;

@@ -130,8 +130,9 @@ export class ImageDataset {
    * `cropSize` (super-resolution only) keeps each low-res image upsampled to `size`, so that
    * `batch` can cut matching crops of both, as Imagen trained its 256→1024 stage on crops.
    */
+  /** `dir` may list several folders: their entries are concatenated in the order given. */
   static async load(
-    dir: string,
+    dir: string | readonly string[],
     size: number,
     lowResSize?: number,
     onProgress?: (done: number, total: number) => void,
@@ -142,7 +143,8 @@ export class ImageDataset {
         'CONFIG_INVALID',
         `crop_size ${cropSize} needs a super-resolution stage and ≤ ${size}`,
       );
-    const entries = await scanImageFolder(dir);
+    const entries: CaptionedFile[] = [];
+    for (const d of typeof dir === 'string' ? [dir] : dir) entries.push(...(await scanImageFolder(d)));
     const images: RgbImage[] = [];
     const low: RgbImage[] = [];
     for (const [i, e] of entries.entries()) {

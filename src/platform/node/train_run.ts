@@ -22,7 +22,8 @@ import { loadT5EncoderModule } from './t5_loader.js';
 import { loadTokenizer } from './tokenizer_files.js';
 
 export interface TrainRunOptions {
-  dataDir: string;
+  /** Captioned image folders, concatenated in this order (one folder or several). */
+  dataDir: string | readonly string[];
   outDir: string;
   config: TrainConfig;
   /** Overrides of the config's hyperparameters (CLI flags). */
@@ -294,7 +295,7 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
     undefined,
     cfg.crop_size,
   );
-  say(`loaded ${data.length} captioned images from ${o.dataDir}`);
+  say(`loaded ${data.length} captioned images from ${[o.dataDir].flat().join(', ')}`);
   const trainer = new DiffusionTrainer(
     o.runtime,
     { unet, textEncoder, tokenizer, schedule, imageNoisingSchedule: noising },
