@@ -27,7 +27,14 @@ export function grad(y: Tensor, wrt: readonly Tensor[], dy?: Tensor): (Tensor | 
     const g = grads.get(t.id);
     if (!g || t.isLeaf || !needs.has(t.id)) continue;
     const op = t.op as OpDef<unknown>;
-    const inputGrads = t.trace.atScope(t.scope ? `${t.scope}.backward` : 'backward', () => vjp(op, g, t));
+    const inputGrads = t.trace.atScope(t.scope ? `${t.scope}.backward` : 'backward', () =>
+      vjp(
+        op,
+        g,
+        t,
+        t.inputs.map((i) => needs.has(i.id) && isFloat(i.dtype)),
+      ),
+    );
     t.inputs.forEach((inp, i) => {
       const gi = inputGrads[i];
       if (!gi || !needs.has(inp.id) || !isFloat(inp.dtype)) return;
@@ -38,9 +45,9 @@ export function grad(y: Tensor, wrt: readonly Tensor[], dy?: Tensor): (Tensor | 
   return wrt.map((w) => grads.get(w.id) ?? null);
 }
 
-function vjp(op: OpDef<unknown>, g: Tensor, t: Tensor): (Tensor | null)[] {
+function vjp(op: OpDef<unknown>, g: Tensor, t: Tensor, needed: readonly boolean[]): (Tensor | null)[] {
   try {
-    if (op.vjp) return op.vjp(g, t, t.inputs, t.attrs);
+    if (op.vjp) return op.vjp(g, t, t.inputs, t.attrs, needed);
     if (op.decompose) {
       // A composite left fused in the forward: differentiate its decomposition instead.
       const d = op.decompose(t.inputs, t.attrs);

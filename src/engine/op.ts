@@ -22,8 +22,18 @@ export interface OpDef<A = Record<string, unknown>> {
   /** Throws a plain Error with a message naming the mismatch; the caller adds op and scope. */
   infer(inputs: readonly Tensor[], attrs: A): TypeInfo;
   emit(e: Emitter, inputs: readonly string[], attrs: A, out: Tensor): string;
-  /** Gradients w.r.t. each input (null: none). `y` is this node's output. */
-  vjp?(dy: Tensor, y: Tensor, inputs: readonly Tensor[], attrs: A): (Tensor | null)[];
+  /**
+   * Gradients w.r.t. each input (null: none). `y` is this node's output. `needed[i]` says whether
+   * input i's gradient is used at all: a VJP whose gradients share work (attention's flat
+   * accumulator) may skip an unneeded one, which graph pruning alone would keep alive.
+   */
+  vjp?(
+    dy: Tensor,
+    y: Tensor,
+    inputs: readonly Tensor[],
+    attrs: A,
+    needed: readonly boolean[],
+  ): (Tensor | null)[];
   decompose?(inputs: readonly Tensor[], attrs: A): Tensor;
 }
 

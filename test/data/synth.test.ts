@@ -225,11 +225,10 @@ describe('imagefolder output and CLI', () => {
     const got = rows(rel);
     expect(got.map((r) => r.file_name)).toEqual(['000000.png', '000001.png', '000002.png', '000003.png']);
     expect(got.map((r) => r.text)).toEqual(want.map((r) => r.text));
-    got.forEach((r, i) =>
+    for (const [i, r] of got.entries())
       expect(sha(readFileSync(join(rel, r.file_name)))).toBe(
         sha(readFileSync(join(full, want[i]!.file_name))),
-      ),
-    );
+      );
     const info = JSON.parse(readFileSync(join(rel, 'dataset.json'), 'utf8'));
     expect(info).toMatchObject({ count: 4, kinds: ['relation'] });
     expect(info.drawn).toBeGreaterThan(4);

@@ -431,6 +431,19 @@ const cases: Case[] = [
     composite: true,
   },
   {
+    // a padding mask is data: the VJP skips its gradient (checked structurally below)
+    name: 'attention with a constant bias (gradients for q, k, v only), query blocks of 2',
+    inputs: [f([2, 3, 8]), f([2, 5, 8]), f([2, 5, 4]), f([2, 1, 3, 5])],
+    diff: [0, 1, 2],
+    engine: ([q, k, v, b]) => E.attention(q!, k!, v!, { numHeads: 2, bias: b!, backwardBlock: 2 }),
+    ref: ([q, k, v, b]) => {
+      const heads = (t: NDArray, d: number) => R.permute(R.reshape(t, [2, t.shape[1]!, 2, d]), [0, 2, 1, 3]);
+      const o = R.attention(heads(q!, 4), heads(k!, 4), heads(v!, 2), { scale: 0.5, additiveMask: b! });
+      return R.reshape(R.permute(o, [0, 2, 1, 3]), [2, 3, 4]);
+    },
+    composite: true,
+  },
+  {
     name: 'attention decomposition (traced directly)',
     inputs: [f([2, 3, 8]), f([2, 5, 8]), f([2, 5, 4]), f([1, 2, 3, 5])],
     engine: ([q, k, v, b]) =>
@@ -545,4 +558,28 @@ describe('engine ops: gradients vs finite differences', () => {
       if (c.composite) await checkGrad(c, false);
     });
   }
+});
+
+describe('attention backward with a constant bias', () => {
+  it('computes no bias gradient: the same reductions as attention without a bias', () => {
+    const reductions = (withBias: 'none' | 'constant' | 'differentiated') => {
+      const t = new E.Trace();
+      const q = t.input('q', [2, 6, 8]);
+      const k = t.input('k', [2, 7, 8]);
+      const v = t.input('v', [2, 7, 8]);
+      const b = t.input('b', [2, 1, 6, 7]);
+      const y = E.attention(q, k, v, {
+        numHeads: 2,
+        backwardBlock: 2,
+        ...(withBias === 'none' ? {} : { bias: b }),
+      });
+      const grads = E.grad(E.reduceSum(y), withBias === 'differentiated' ? [q, k, v, b] : [q, k, v]);
+      return E.topoSort(grads.filter((g): g is Tensor => g !== null)).filter(
+        (n) => typeof n.op !== 'string' && n.op.name === 'reduceSum',
+      ).length;
+    };
+    expect(reductions('constant')).toBe(reductions('none'));
+    // three query blocks, one head-sum each, when the bias does need its gradient
+    expect(reductions('differentiated')).toBe(reductions('none') + 3);
+  });
 });

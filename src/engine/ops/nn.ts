@@ -265,7 +265,10 @@ export const attentionOp = defineOp<{
   // at the price of one QKᵀ product again. The recomputation runs over blocks of query rows, so
   // the score-sized temporaries (S, P, dP, dS) of one block stay small and cache-resident: at the
   // bench's 32² attention whole-tensor temporaries were 4 × 144 MB, most of a train step's peak.
-  vjp: (dy, y, [q, k, v, bias], { numHeads, scale, backwardBlock }) => {
+  vjp: (dy, y, [q, k, v, bias], { numHeads, scale, backwardBlock }, needed) => {
+    // A padding mask is data, not a weight: its gradient (a pass over every score block, carried
+    // through the accumulator) is skipped when nothing uses it.
+    const biasGrad = !!bias && needed[3] !== false;
     const heads = splitHeads(numHeads);
     const qh = heads(q!);
     const kh = heads(k!);
@@ -305,7 +308,7 @@ export const attentionOp = defineOp<{
       const ds = mul(p, sub(matmul(dOi, vhT), d));
       const dkv = concat([flat(matmul(transpose(qi), ds)), flat(matmul(transpose(dOi), p))], 0);
       const tail = [flat(matmul(ds, kh))];
-      if (bias) tail.push(flat(sumTo(ds, dbShape(n))));
+      if (biasGrad) tail.push(flat(sumTo(ds, dbShape(n))));
       acc = acc
         ? concat(
             [add(narrow(acc, 0, 0, kvSize), dkv), narrow(acc, 0, kvSize, acc.shape[0]! - kvSize), ...tail],
@@ -326,11 +329,11 @@ export const attentionOp = defineOp<{
     const dbs: Tensor[] = [];
     for (const n of blocks) {
       dqs.push(take(dqShape(n)));
-      if (bias) dbs.push(take(dbShape(n)));
+      if (biasGrad) dbs.push(take(dbShape(n)));
     }
     const dq = mul(dqs.length === 1 ? dqs[0]! : concat(dqs, 2), scale);
     let dbias: Tensor | null = null;
-    if (bias) dbias = sumTo(dbs.length === 1 ? dbs[0]! : concat(dbs, 2), bias.shape);
+    if (biasGrad) dbias = sumTo(dbs.length === 1 ? dbs[0]! : concat(dbs, 2), bias!.shape);
     return [mergeHeads(dq), mergeHeads(mul(dk, scale)), mergeHeads(dv), dbias];
   },
   // The same attention in primitives: the reference the fused kernel and the VJP are tested against.
