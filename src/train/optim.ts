@@ -16,6 +16,7 @@
 import { ImagenError } from '../engine/errors.js';
 import { NDArray, shapeStr } from '../engine/ndarray.js';
 import type { Parameter } from '../engine/parameter.js';
+import { AdamWArena } from './wasm/adamw_kernel.js';
 
 /** Gradients keyed by parameter; each array has `param.size` float32 elements. */
 export type Gradients = ReadonlyMap<Parameter, Float32Array>;
@@ -305,6 +306,11 @@ export interface AdamWOptions {
   eps?: number;
   /** Decoupled weight decay, p ← p·(1 − lr·wd) before the Adam update (torch `weight_decay`); default 1e-2. */
   weightDecay?: number;
+  /**
+   * The element loop: WebAssembly SIMD where it runs (the default), or plain JS. Both give the
+   * same bits; 'js' is for tests and comparisons.
+   */
+  kernel?: 'wasm' | 'js';
 }
 
 interface AdamState {
@@ -332,9 +338,13 @@ export class AdamW implements Optimizer {
   private steps = 0;
   private readonly byName: Map<string, Parameter>;
   private readonly state = new Map<Parameter, AdamState>();
+  private readonly useWasm: boolean;
+  /** Every parameter's moments in WebAssembly memory; null: the JS loop (see `arena()`). */
+  private wasm: AdamWArena | null | undefined;
 
   constructor(params: readonly Parameter[], opts: AdamWOptions) {
     this.params = [...params];
+    this.useWasm = (opts.kernel ?? 'wasm') === 'wasm';
     this.byName = indexParams('AdamW', this.params);
     checkNumber('AdamW lr', opts.lr, 0);
     this.lr = opts.lr;
@@ -353,8 +363,31 @@ export class AdamW implements Optimizer {
     return this.steps;
   }
 
+  /** Which element loop runs: 'wasm', or 'js' where asked for or WebAssembly SIMD is missing. */
+  get kernel(): 'wasm' | 'js' {
+    return this.arena() ? 'wasm' : 'js';
+  }
+
+  private arena(): AdamWArena | null {
+    if (this.wasm === undefined)
+      this.wasm = (this.useWasm && AdamWArena.create(this.params.map((p) => p.data.length))) || null;
+    return this.wasm;
+  }
+
+  /** A parameter's zeroed moments: views into the WebAssembly arena, or JS arrays. */
+  private newState(p: Parameter): AdamState {
+    const arena = this.arena();
+    if (!arena)
+      return { step: 0, expAvg: new Float32Array(p.data.length), expAvgSq: new Float32Array(p.data.length) };
+    const st = { step: 0, ...arena.moments(this.params.indexOf(p)) };
+    st.expAvg.fill(0);
+    st.expAvgSq.fill(0);
+    return st;
+  }
+
   step(grads: Gradients): void {
     checkNumber('AdamW lr', this.lr, 0);
+    const arena = this.arena();
     const fr = Math.fround;
     const { lr, beta1, beta2 } = this;
     const useWd = this.weightDecay !== 0;
@@ -370,7 +403,7 @@ export class AdamW implements Optimizer {
       const n = x.length;
       let st = this.state.get(p);
       if (!st) {
-        st = { step: 0, expAvg: new Float32Array(n), expAvgSq: new Float32Array(n) };
+        st = this.newState(p);
         this.state.set(p, st);
       }
       st.step++;
@@ -379,6 +412,11 @@ export class AdamW implements Optimizer {
       const biasCorrection2 = 1 - beta2 ** t;
       const stepSize = fr(lr / biasCorrection1);
       const bc2Sqrt = fr(Math.sqrt(biasCorrection2));
+      if (arena) {
+        const decay = useWd ? decayMul : 1; // x·1 = x exactly: the same as skipping the decay
+        arena.update(this.params.indexOf(p), x, g, { decay, w1, b2, w2, eps, stepSize, bc2Sqrt });
+        continue;
+      }
       const m = st.expAvg;
       const v = st.expAvgSq;
       for (let i = 0; i < n; i++) {
@@ -423,12 +461,18 @@ export class AdamW implements Optimizer {
       }
       next.set(this.byName.get(name)!, {
         step: readStep('AdamW', `${name}.step`, s),
-        expAvg: (m.data as Float32Array).slice(),
-        expAvgSq: (v.data as Float32Array).slice(),
+        expAvg: m.data as Float32Array,
+        expAvgSq: v.data as Float32Array,
       });
     }
     this.state.clear();
-    for (const [p, st] of next) this.state.set(p, st);
+    for (const [p, loaded] of next) {
+      const st = this.newState(p);
+      st.step = loaded.step;
+      st.expAvg.set(loaded.expAvg);
+      st.expAvgSq.set(loaded.expAvgSq);
+      this.state.set(p, st);
+    }
     this.steps = step;
   }
 }

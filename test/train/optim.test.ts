@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { ImagenError } from '../../src/engine/errors.js';
 import { NDArray } from '../../src/engine/ndarray.js';
@@ -295,11 +296,64 @@ function bits(x: Float32Array): number[] {
 }
 
 describe('AdamW', () => {
+  it('the committed WebAssembly module is the assembly of its .wat source', () => {
+    // scripts/build-wasm.mjs --check exits 1 when adamw_bytes.ts does not match adamw.wat
+    expect(() =>
+      execFileSync(process.execPath, ['scripts/build-wasm.mjs', '--check'], { stdio: 'pipe' }),
+    ).not.toThrow();
+  });
+
   it('matches torch.optim.AdamW (lr 1e-2, weight_decay 0.1)', () => {
     runAgainstReference(
       (ps) => new AdamW(ps, { lr: 0.01, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0.1 }),
       REF.adamw,
     );
+  });
+
+  it('matches torch.optim.AdamW with the plain JS loop too', () => {
+    runAgainstReference(
+      (ps) => new AdamW(ps, { lr: 0.01, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0.1, kernel: 'js' }),
+      REF.adamw,
+    );
+  });
+
+  it("the WebAssembly SIMD loop gives the JS loop's bits, through lane tails and a state-dict hand-over", () => {
+    const sizes = [1, 3, 4, 5, 8, 1027];
+    let seed = 12345;
+    const rand = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31 - 0.5;
+    };
+    const init = sizes.map((n) => Float32Array.from({ length: n }, () => rand() * 4));
+    const grads = Array.from({ length: 6 }, () =>
+      sizes.map((n) => Float32Array.from({ length: n }, () => rand() * 3)),
+    );
+    const make = () =>
+      sizes.map((n, i) => new Parameter(`p${i}`, [n], { value: NDArray.f32([n], init[i]!) }));
+    const run = (kernel: 'wasm' | 'js', handOverTo?: 'wasm' | 'js') => {
+      const ps = make();
+      let opt = new AdamW(ps, { lr: 0.03, weightDecay: 0.05, kernel });
+      expect(opt.kernel).toBe(kernel); // Node has WebAssembly SIMD: the fast path is really taken
+      grads.forEach((gs, k) => {
+        if (k === 3 && handOverTo) {
+          const next = new AdamW(ps, { lr: 0.03, weightDecay: 0.05, kernel: handOverTo });
+          next.loadStateDict(opt.stateDict());
+          opt = next;
+        }
+        // a parameter without a gradient this step keeps its own step count
+        opt.step(new Map(ps.flatMap((p, i) => (k === 1 && i === 2 ? [] : [[p, gs[i]!.slice()]]))));
+      });
+      return { params: ps.map((p) => bits(p.data)), state: opt.stateDict() };
+    };
+    const js = run('js');
+    for (const [kernel, to] of [['wasm'], ['wasm', 'js'], ['js', 'wasm']] as const) {
+      const other = run(kernel, to);
+      expect(other.params, `${kernel}→${to}`).toEqual(js.params);
+      for (const [k, v] of Object.entries(js.state))
+        expect(Array.from(other.state[k]!.data as ArrayLike<number | bigint>), k).toEqual(
+          Array.from(v.data as ArrayLike<number | bigint>),
+        );
+    }
   });
 
   it('matches torch.optim.AdamW defaults (betas 0.9/0.999, eps 1e-8, weight_decay 1e-2)', () => {
