@@ -155,6 +155,32 @@ describe('imagen eval', () => {
     expect(existsSync(join(report, 'contact-sheet-shuffled.png'))).toBe(true);
   });
 
+  it('--kinds relation prompts only relations, the same ones the full stream holds', async () => {
+    const report = join(tmp, 'report-relations');
+    const { code } = await runCli([
+      'eval',
+      '--ground-truth',
+      '--count',
+      '6',
+      '--kinds',
+      'relation',
+      '--report',
+      report,
+      '--json',
+    ]);
+    expect(code).toBe(0);
+    const json = JSON.parse(readFileSync(join(report, 'report.json'), 'utf8'));
+    expect(json.kinds).toEqual(['relation']);
+    const results = json.results as { index: number; prompt: string; verdicts: Record<string, boolean> }[];
+    expect(results).toHaveLength(6);
+    for (const r of results) {
+      expect(r.verdicts.relation).toBe(true);
+      expect(synthExample(json.seed, 'heldout', r.index).scene.kind).toBe('relation');
+      expect(r.prompt).toBe(synthExample(json.seed, 'heldout', r.index).caption);
+    }
+    expect((await runCli(['eval', '--ground-truth', '--kinds', 'relations'])).code).toBe(2);
+  });
+
   it('rejects --model with --ground-truth, and a bad split', async () => {
     const err = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
     try {

@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { renderScene } from '../../data/synth/render.js';
-import { type Split, synthExamples } from '../../data/synth/splits.js';
+import { type Split, synthExamplesOfKinds } from '../../data/synth/splits.js';
 import { ImagenError } from '../../engine/errors.js';
 import type { Summary } from '../../eval/checker.js';
 import { contactSheet } from '../../eval/contact_sheet.js';
@@ -33,7 +33,7 @@ import {
   SR_TILE_SIZE_HELP,
 } from '../image_flags.js';
 import { logger, ProgressBar } from '../progress.js';
-import { splitFlag } from './dataset.js';
+import { kindsFlag, splitFlag } from './dataset.js';
 
 interface EvalFlags {
   model?: string;
@@ -41,6 +41,7 @@ interface EvalFlags {
   groundTruth: boolean;
   split: string;
   count: string;
+  kinds?: string;
   seed: string;
   size: string;
   blur: string;
@@ -199,6 +200,10 @@ export function registerEval(program: Command): void {
     .option('--ground-truth', 'score the checker on true renders and on shuffled captions (no model)', false)
     .option('--split <name>', 'heldout | train: which compositions to prompt with', 'heldout')
     .option('--count <n>', 'number of prompts', '60')
+    .option(
+      '--kinds <list>',
+      'only prompts of these scene kinds, comma-separated (objects, relation, sign): e.g. relation, to measure relations on more prompts [default: all]',
+    )
     .option('--seed <n>', 'seed for the prompts and for generation', '1')
     .option('--size <px>', '--ground-truth render size', '64')
     .option(
@@ -248,7 +253,8 @@ export function registerEval(program: Command): void {
       const seed = intFlag(f.seed, '--seed', 0, Number.MAX_SAFE_INTEGER);
       const sheetMax = intFlag(f.sheetMax, '--sheet-max', 1, 10_000);
       const say = logger(f.quiet || f.json);
-      const examples = synthExamples(seed, split, count);
+      const kinds = f.kinds === undefined ? undefined : kindsFlag(f.kinds);
+      const { examples } = synthExamplesOfKinds(seed, split, count, kinds);
       const t0 = performance.now();
       let items: EvalItem[];
       let settings: Record<string, unknown>;
@@ -284,7 +290,7 @@ export function registerEval(program: Command): void {
         settings = g.settings;
       }
       const ocr = examples.some((e) => e.scene.sign) ? await createWordOcr() : undefined;
-      const report: Record<string, unknown> = { split, seed, count, settings };
+      const report: Record<string, unknown> = { split, seed, count, ...(kinds ? { kinds } : {}), settings };
       let summary: Summary;
       let shuffledSummary: Summary | undefined;
       try {

@@ -1,6 +1,7 @@
+import { ImagenError } from '../../engine/errors.js';
 import { captionScene } from './caption.js';
 import { Rng } from './rng.js';
-import { type Scene, type SceneForce, sampleScene } from './scene.js';
+import { type Scene, type SceneForce, type SceneKind, sampleScene } from './scene.js';
 import type { Colour, Shape, Word } from './vocab.js';
 
 /**
@@ -81,4 +82,31 @@ export function synthExample(seed: number, split: Split, index: number): SynthEx
 
 export function synthExamples(seed: number, split: Split, count: number, start = 0): SynthExample[] {
   return Array.from({ length: count }, (_, i) => synthExample(seed, split, start + i));
+}
+
+/**
+ * The first `count` examples whose scene is one of `kinds` (all kinds: the first `count`), read in
+ * index order, so they are exactly those a full stream of the seed holds; `drawn` is how many
+ * indices that took. Fails if the split never yields those kinds.
+ */
+export function synthExamplesOfKinds(
+  seed: number,
+  split: Split,
+  count: number,
+  kinds?: readonly SceneKind[],
+): { examples: SynthExample[]; drawn: number } {
+  if (!kinds) return { examples: synthExamples(seed, split, count), drawn: count };
+  const examples: SynthExample[] = [];
+  const maxDrawn = 1000 + 100 * count;
+  let drawn = 0;
+  while (examples.length < count) {
+    if (drawn >= maxDrawn)
+      throw new ImagenError(
+        'BAD_INPUT',
+        `no ${kinds.join('/')} scenes in the first ${drawn} of split ${split}`,
+      );
+    const ex = synthExample(seed, split, drawn++);
+    if (kinds.includes(ex.scene.kind)) examples.push(ex);
+  }
+  return { examples, drawn };
 }

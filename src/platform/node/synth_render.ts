@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { TrueTypeFont } from '../../data/synth/font.js';
 import { renderScene } from '../../data/synth/render.js';
 import type { SceneKind } from '../../data/synth/scene.js';
-import { type Split, synthExample } from '../../data/synth/splits.js';
+import { type Split, synthExamplesOfKinds } from '../../data/synth/splits.js';
 import { ImagenError } from '../../engine/errors.js';
 import { atomicWriteFile } from './files.js';
 import { encodePng } from './image.js';
@@ -55,20 +55,12 @@ export async function writeSynthDataset(o: SynthDatasetOptions): Promise<{ files
   await mkdir(o.out, { recursive: true });
   const lines: string[] = [];
   const digits = Math.max(6, String(o.count - 1).length);
-  const maxDrawn = o.kinds ? 1000 + 100 * o.count : o.count;
-  let drawn = 0;
-  while (lines.length < o.count) {
-    if (drawn >= maxDrawn)
-      throw new ImagenError(
-        'BAD_INPUT',
-        `no ${o.kinds!.join('/')} scenes in the first ${drawn} of split ${o.split}`,
-      );
-    const ex = synthExample(o.seed, o.split, drawn++);
-    if (o.kinds && !o.kinds.includes(ex.scene.kind)) continue;
-    const file = `${String(lines.length).padStart(digits, '0')}.png`;
+  const { examples, drawn } = synthExamplesOfKinds(o.seed, o.split, o.count, o.kinds);
+  for (const [i, ex] of examples.entries()) {
+    const file = `${String(i).padStart(digits, '0')}.png`;
     await writeFile(join(o.out, file), await encodePng(renderScene(ex.scene, o.size, font)));
     lines.push(JSON.stringify({ file_name: file, text: ex.caption, scene: ex.scene }));
-    o.onProgress?.(lines.length, o.count);
+    o.onProgress?.(i + 1, o.count);
   }
   await atomicWriteFile(join(o.out, 'metadata.jsonl'), `${lines.join('\n')}\n`);
   await atomicWriteFile(
