@@ -192,6 +192,8 @@ function examples0() {
   return synthExample(0, 'train', 0);
 }
 
+const synth = (args: string[]) => main(['node', 'imagen', 'dataset', 'synth', ...args]);
+
 describe('imagefolder output and CLI', () => {
   it('writes identical files for the same seed, readable by the trainer', async () => {
     const a = join(tmp, 'a');
@@ -239,45 +241,16 @@ describe('imagefolder output and CLI', () => {
     try {
       const out = join(tmp, 'cli');
       expect(
-        await main([
-          'node',
-          'imagen',
-          'dataset',
-          'synth',
-          '--out',
-          out,
-          '--count',
-          '3',
-          '--split',
-          'heldout',
-          '--size',
-          '96',
-          '--quiet',
-        ]),
+        await synth(['--out', out, '--count', '3', '--split', 'heldout', '--size', '96', '--quiet']),
       ).toBe(0);
       expect(readdirSync(out).filter((f) => f.endsWith('.png'))).toHaveLength(3);
       expect(JSON.parse(readFileSync(join(out, 'dataset.json'), 'utf8'))).toMatchObject({
         split: 'heldout',
         size: 96,
       });
-      expect(
-        await main(['node', 'imagen', 'dataset', 'synth', '--out', out, '--count', '3', '--split', 'test']),
-      ).toBe(2);
-      expect(await main(['node', 'imagen', 'dataset', 'synth', '--out', out, '--count', '0'])).toBe(2);
-      expect(
-        await main([
-          'node',
-          'imagen',
-          'dataset',
-          'synth',
-          '--out',
-          out,
-          '--count',
-          '2',
-          '--kinds',
-          'sign,relation',
-        ]),
-      ).toBe(0);
+      expect(await synth(['--out', out, '--count', '3', '--split', 'test'])).toBe(2);
+      expect(await synth(['--out', out, '--count', '0'])).toBe(2);
+      expect(await synth(['--out', out, '--count', '2', '--kinds', 'sign,relation'])).toBe(0);
       expect(
         readFileSync(join(out, 'metadata.jsonl'), 'utf8')
           .trim()
@@ -285,20 +258,7 @@ describe('imagefolder output and CLI', () => {
           .map((l) => JSON.parse(l).scene.kind)
           .every((k: string) => k === 'sign' || k === 'relation'),
       ).toBe(true);
-      expect(
-        await main([
-          'node',
-          'imagen',
-          'dataset',
-          'synth',
-          '--out',
-          out,
-          '--count',
-          '2',
-          '--kinds',
-          'relations',
-        ]),
-      ).toBe(2);
+      expect(await synth(['--out', out, '--count', '2', '--kinds', 'relations'])).toBe(2);
     } finally {
       spy.mockRestore();
     }

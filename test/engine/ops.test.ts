@@ -27,6 +27,13 @@ interface Case {
   composite?: boolean;
 }
 
+/** Reference for the attention cases on q [2, 3, 8], k [2, 5, 8], v [2, 5, 4] with 2 heads and a bias. */
+function attentionRef([q, k, v, b]: NDArray[]): NDArray {
+  const heads = (t: NDArray, d: number) => R.permute(R.reshape(t, [2, t.shape[1]!, 2, d]), [0, 2, 1, 3]);
+  const o = R.attention(heads(q!, 4), heads(k!, 4), heads(v!, 2), { scale: 0.5, additiveMask: b! });
+  return R.reshape(R.permute(o, [0, 2, 1, 3]), [2, 3, 4]);
+}
+
 const f = (shape: number[], lo = -1, hi = 1) => randF32(r, shape, lo, hi);
 const pos = (shape: number[]) => randF32(r, shape, 0.5, 2);
 const nz = (shape: number[]) => randAwayFromZero(r, shape);
@@ -412,22 +419,14 @@ const cases: Case[] = [
     name: 'attention with bias, S≠T',
     inputs: [f([2, 3, 8]), f([2, 5, 8]), f([2, 5, 4]), f([1, 2, 3, 5])],
     engine: ([q, k, v, b]) => E.attention(q!, k!, v!, { numHeads: 2, bias: b! }),
-    ref: ([q, k, v, b]) => {
-      const heads = (t: NDArray, d: number) => R.permute(R.reshape(t, [2, t.shape[1]!, 2, d]), [0, 2, 1, 3]);
-      const o = R.attention(heads(q!, 4), heads(k!, 4), heads(v!, 2), { scale: 0.5, additiveMask: b! });
-      return R.reshape(R.permute(o, [0, 2, 1, 3]), [2, 3, 4]);
-    },
+    ref: attentionRef,
     composite: true,
   },
   {
     name: 'attention, bias broadcast over heads, backward in query blocks of 2',
     inputs: [f([2, 3, 8]), f([2, 5, 8]), f([2, 5, 4]), f([2, 1, 3, 5])],
     engine: ([q, k, v, b]) => E.attention(q!, k!, v!, { numHeads: 2, bias: b!, backwardBlock: 2 }),
-    ref: ([q, k, v, b]) => {
-      const heads = (t: NDArray, d: number) => R.permute(R.reshape(t, [2, t.shape[1]!, 2, d]), [0, 2, 1, 3]);
-      const o = R.attention(heads(q!, 4), heads(k!, 4), heads(v!, 2), { scale: 0.5, additiveMask: b! });
-      return R.reshape(R.permute(o, [0, 2, 1, 3]), [2, 3, 4]);
-    },
+    ref: attentionRef,
     composite: true,
   },
   {
@@ -436,11 +435,7 @@ const cases: Case[] = [
     inputs: [f([2, 3, 8]), f([2, 5, 8]), f([2, 5, 4]), f([2, 1, 3, 5])],
     diff: [0, 1, 2],
     engine: ([q, k, v, b]) => E.attention(q!, k!, v!, { numHeads: 2, bias: b!, backwardBlock: 2 }),
-    ref: ([q, k, v, b]) => {
-      const heads = (t: NDArray, d: number) => R.permute(R.reshape(t, [2, t.shape[1]!, 2, d]), [0, 2, 1, 3]);
-      const o = R.attention(heads(q!, 4), heads(k!, 4), heads(v!, 2), { scale: 0.5, additiveMask: b! });
-      return R.reshape(R.permute(o, [0, 2, 1, 3]), [2, 3, 4]);
-    },
+    ref: attentionRef,
     composite: true,
   },
   {
@@ -448,11 +443,7 @@ const cases: Case[] = [
     inputs: [f([2, 3, 8]), f([2, 5, 8]), f([2, 5, 4]), f([1, 2, 3, 5])],
     engine: ([q, k, v, b]) =>
       E.attentionOp.decompose!([q!, k!, v!, b!], { numHeads: 2, scale: 0.5, hasBias: true }),
-    ref: ([q, k, v, b]) => {
-      const heads = (t: NDArray, d: number) => R.permute(R.reshape(t, [2, t.shape[1]!, 2, d]), [0, 2, 1, 3]);
-      const o = R.attention(heads(q!, 4), heads(k!, 4), heads(v!, 2), { scale: 0.5, additiveMask: b! });
-      return R.reshape(R.permute(o, [0, 2, 1, 3]), [2, 3, 4]);
-    },
+    ref: attentionRef,
   },
   {
     name: 'attention unscaled (T5)',
