@@ -4,7 +4,7 @@ import { openApiDocument } from './openapi.js';
 import { type JobQueue, QueueFullError } from './queue.js';
 import { SseStream } from './sse.js';
 import { FINAL_STATUSES, type JobEvent } from './types.js';
-import { LIMITS, ValidationError, validateGenerate } from './validation.js';
+import { LIMITS, requestDefaults, ValidationError, validateGenerate } from './validation.js';
 import { webAssets } from './web_assets.js';
 
 export interface AppOptions {
@@ -59,7 +59,11 @@ export function buildApp(o: AppOptions): FastifyInstance {
   app.post('/v1/generate', async (req, reply) => {
     let params: ReturnType<typeof validateGenerate>;
     try {
-      params = validateGenerate(req.body, { sizes: await queue.sizes() });
+      const models = await queue.models();
+      params = validateGenerate(req.body, {
+        sizes: models.map((m) => m.size),
+        defaults: requestDefaults(models),
+      });
     } catch (e) {
       if (e instanceof ValidationError) return badRequest(reply, e.field, e.message);
       throw e;

@@ -113,6 +113,9 @@ export class PipelineGenerator implements Generator {
       stage: p.stage,
       size: p.unet.config.sample_size,
       text_encoder: p.textEncoderDir !== undefined,
+      // a preset name (`smart50`) is not an API step count: such a folder gets the API's default
+      ...(typeof p.defaults?.steps === 'number' ? { steps: p.defaults.steps } : {}),
+      ...(p.defaults?.guidanceScale !== undefined ? { guidance_scale: p.defaults.guidanceScale } : {}),
     });
     return this.sr ? [info(this.base), info(this.sr)] : [info(this.base)];
   }
@@ -156,7 +159,7 @@ export class PipelineGenerator implements Generator {
         numImagesPerPrompt: p.num_images,
         seed: p.seed,
         base: { steps: p.steps, guidanceScale: p.guidance_scale, thresholding: p.thresholding },
-        // Stage II keeps IF's defaults for steps/guidance: the API's knobs describe stage I.
+        // The API's steps/guidance describe stage I; stage II samples with its folder's defaults.
         sr: { thresholding: p.thresholding },
         onProgress,
         signal: hooks.signal,

@@ -93,10 +93,6 @@ export class InProcessQueue implements JobQueue {
     return this.generator.models();
   }
 
-  async sizes(): Promise<number[]> {
-    return this.generator.sizes();
-  }
-
   /** Stop taking jobs, cancel the running one and wait for it. */
   async close(): Promise<void> {
     this.closed = true;

@@ -224,6 +224,11 @@ export function openApiDocument(): Record<string, unknown> {
             stage: { enum: ['base', 'sr'] },
             size: { type: 'integer' },
             text_encoder: { type: 'boolean' },
+            steps: {
+              type: 'integer',
+              description: "this stage's default steps (its generation_config.json)",
+            },
+            guidance_scale: { type: 'number', description: "this stage's default guidance scale" },
           },
         },
         Error: {

@@ -26,9 +26,8 @@ export interface JobQueue {
   subscribe(id: string, listener: (e: JobEvent) => void): Unsubscribe;
   /** Subscribers still registered (0 after every client left: the leak check). */
   subscriberCount(): number;
+  /** The loaded cascade, when known: output sides (validation of `size`) and sampling defaults. */
   models(): Promise<ModelInfo[]>;
-  /** Output sides the workers can produce, when known (validation of `size`). */
-  sizes(): Promise<number[]>;
   close(): Promise<void>;
 }
 

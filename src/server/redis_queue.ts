@@ -201,10 +201,6 @@ export class RedisQueue implements JobQueue {
     return s ? (JSON.parse(s) as ModelInfo[]) : [];
   }
 
-  async sizes(): Promise<number[]> {
-    return (await this.models()).map((m) => m.size);
-  }
-
   async close(): Promise<void> {
     await this.events.close();
     await this.queue.close();

@@ -54,6 +54,9 @@ export interface ModelInfo {
   /** Output side of this stage in pixels. */
   size: number;
   text_encoder: boolean;
+  /** Sampling defaults of this stage from its generation_config.json (when it gives a step count). */
+  steps?: number;
+  guidance_scale?: number;
 }
 
 export function imageUrls(id: string, n: number): string[] {

@@ -1,4 +1,4 @@
-import type { GenerateParams, Thresholding } from './types.js';
+import type { GenerateParams, ModelInfo, Thresholding } from './types.js';
 
 /** Limits of `POST /v1/generate`; the OpenAPI document and the web page use the same numbers. */
 export const LIMITS = {
@@ -14,7 +14,17 @@ export const LIMITS = {
   bodyBytes: 64 * 1024,
 } as const;
 
+/** Used where the loaded stage I's generation_config.json sets no steps / guidance scale. */
 export const DEFAULTS = { steps: 50, guidance_scale: 7, num_images: 1 } as const;
+
+/** The defaults a request gets: stage I's generation_config.json, else `DEFAULTS`. */
+export function requestDefaults(models: readonly ModelInfo[]): { steps: number; guidance_scale: number } {
+  const base = models.find((m) => m.stage === 'base');
+  return {
+    steps: base?.steps ?? DEFAULTS.steps,
+    guidance_scale: base?.guidance_scale ?? DEFAULTS.guidance_scale,
+  };
+}
 
 export const THRESHOLDINGS: readonly Thresholding[] = ['dynamic', 'static', 'none'];
 
@@ -66,8 +76,14 @@ function text(body: Record<string, unknown>, field: string): string | undefined 
  */
 export function validateGenerate(
   body: unknown,
-  o: { sizes?: readonly number[]; randomSeed?: () => number } = {},
+  o: {
+    sizes?: readonly number[];
+    randomSeed?: () => number;
+    /** The loaded model's (`requestDefaults`); default `DEFAULTS`. */
+    defaults?: { steps: number; guidance_scale: number };
+  } = {},
 ): GenerateParams {
+  const d = o.defaults ?? DEFAULTS;
   if (typeof body !== 'object' || body === null || Array.isArray(body))
     throw new ValidationError(null, 'the request body must be a JSON object');
   const b = body as Record<string, unknown>;
@@ -79,7 +95,7 @@ export function validateGenerate(
   const negative = text(b, 'negative_prompt') ?? '';
 
   const g = b.guidance_scale;
-  let guidance: number = DEFAULTS.guidance_scale;
+  let guidance: number = d.guidance_scale;
   if (g !== undefined && g !== null) {
     if (typeof g !== 'number' || !Number.isFinite(g))
       throw new ValidationError('guidance_scale', `guidance_scale must be a finite number`);
@@ -106,7 +122,7 @@ export function validateGenerate(
     prompt,
     negative_prompt: negative,
     seed: integer(b, 'seed', 0, LIMITS.seedMax) ?? (o.randomSeed ?? randomSeed)(),
-    steps: integer(b, 'steps', 1, LIMITS.stepsMax) ?? DEFAULTS.steps,
+    steps: integer(b, 'steps', 1, LIMITS.stepsMax) ?? d.steps,
     guidance_scale: guidance,
     num_images: integer(b, 'num_images', 1, LIMITS.numImagesMax) ?? DEFAULTS.num_images,
   };
@@ -134,12 +150,17 @@ export function generateRequestSchema(): Record<string, unknown> {
         maximum: LIMITS.seedMax,
         description: 'random when absent (echoed in the job)',
       },
-      steps: { type: 'integer', minimum: 1, maximum: LIMITS.stepsMax, default: DEFAULTS.steps },
+      steps: {
+        type: 'integer',
+        minimum: 1,
+        maximum: LIMITS.stepsMax,
+        description: `stage-I denoising steps; absent: the stage-I model's default (its generation_config.json, see /v1/models), else ${DEFAULTS.steps} (echoed in the job)`,
+      },
       guidance_scale: {
         type: 'number',
         minimum: 0,
         maximum: LIMITS.guidanceMax,
-        default: DEFAULTS.guidance_scale,
+        description: `stage-I classifier-free guidance scale; absent: the model's default, else ${DEFAULTS.guidance_scale} (echoed in the job)`,
       },
       thresholding: {
         type: 'string',

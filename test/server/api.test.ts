@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -423,6 +423,46 @@ describe('with a real (tiny, untrained) pipeline folder', () => {
     const again = await post(base, { prompt: 'a blue square', steps: 12, seed: 5, thresholding: 'static' });
     const job2 = await waitFor(base, again.json.id, finished);
     expect(Buffer.from(await (await fetch(`${base}${job2.images[0]}`)).arrayBuffer())).toEqual(png);
+  });
+
+  it("a request without steps / guidance gets the model's generation_config.json values", async () => {
+    const own = join(dir, 'with-defaults');
+    cpSync(join(dir, 'tiny'), own, { recursive: true });
+    writeFileSync(
+      join(own, 'generation_config.json'),
+      JSON.stringify({ num_inference_steps: 3, guidance_scale: 2 }),
+    );
+    const g2 = await PipelineGenerator.load(own);
+    const q2 = new InProcessQueue(g2);
+    const app2 = buildApp({ queue: q2 });
+    try {
+      const b2 = await listen(app2);
+      expect(await (await fetch(`${b2}/v1/models`)).json()).toEqual({
+        models: [
+          { id: 'with-defaults', stage: 'base', size: 16, text_encoder: true, steps: 3, guidance_scale: 2 },
+        ],
+      });
+      const job = await waitFor(b2, (await post(b2, { prompt: 'a blue square', seed: 1 })).json.id, finished);
+      expect(job.status).toBe('done');
+      expect(job.params).toMatchObject({ steps: 3, guidance_scale: 2 });
+      expect(job.progress).toMatchObject({ step: 3, total: 3 });
+      // the caller still wins; a folder without generation_config keeps the API's defaults
+      const mine = await waitFor(
+        b2,
+        (await post(b2, { prompt: 'x', steps: 2, guidance_scale: 1 })).json.id,
+        finished,
+      );
+      expect(mine.params).toMatchObject({ steps: 2, guidance_scale: 1 });
+      const plain = await post(base, { prompt: 'x', seed: 1 });
+      expect((await waitFor(base, plain.json.id, finished)).params).toMatchObject({
+        steps: 50,
+        guidance_scale: 7,
+      });
+    } finally {
+      await app2.close();
+      await q2.close();
+      await g2.close();
+    }
   });
 
   it('browser mode: serves the bundled pipeline, onnxruntime-web and a fixed list of model files', async () => {

@@ -6,6 +6,8 @@ let browserInfo = null; // /v1/browser when the server offers browser mode
 let browserLib = null; // the bundled page-side pipeline (/browser.js), loaded on first use
 let browserModel = null; // the model built in this page, kept between runs
 let browserAbort = null;
+// What the server fills in for steps / guidance (stage I's generation_config.json), shown as placeholders.
+let modelDefaults = { steps: 50, guidance_scale: 7 };
 
 function message(text, isError = false) {
   $('message').textContent = text;
@@ -17,6 +19,13 @@ async function loadModels() {
     const res = await fetch('/v1/models');
     const { models } = await res.json();
     $('model-info').textContent = models.map((m) => `${m.id} (${m.stage}, ${m.size}px)`).join(' → ');
+    const base = models.find((m) => m.stage === 'base');
+    modelDefaults = {
+      steps: base?.steps ?? modelDefaults.steps,
+      guidance_scale: base?.guidance_scale ?? modelDefaults.guidance_scale,
+    };
+    $('steps').placeholder = `${modelDefaults.steps} (model default)`;
+    $('guidance_scale').placeholder = `${modelDefaults.guidance_scale} (model default)`;
     const sizes = [...new Set(models.map((m) => m.size))].sort((a, b) => b - a);
     $('size').replaceChildren(
       ...sizes.map((s) => {
@@ -87,8 +96,8 @@ async function runInBrowser(body) {
     prompt: body.prompt,
     negative_prompt: body.negative_prompt ?? '',
     seed: body.seed ?? Math.floor(Math.random() * 2 ** 31),
-    steps: body.steps ?? 50,
-    guidance_scale: body.guidance_scale ?? 7,
+    steps: body.steps ?? modelDefaults.steps,
+    guidance_scale: body.guidance_scale ?? modelDefaults.guidance_scale,
     thresholding: body.thresholding,
     num_images: body.num_images ?? 1,
   };
