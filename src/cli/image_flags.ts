@@ -33,9 +33,10 @@ export function parseStrength(v: string | undefined, flag: string): number | und
   return s;
 }
 
-export function parseNoiseLevel(v: string): number {
-  const n = parseNumber(v, '--noise-level', 0, 999)!;
-  if (!Number.isInteger(n)) throw usageError('--noise-level must be an integer in 0..999');
+/** `--noise-level`, or undefined when not given (the model's default). */
+export function parseNoiseLevel(v: string | undefined): number | undefined {
+  const n = parseNumber(v, '--noise-level', 0, 999);
+  if (n !== undefined && !Number.isInteger(n)) throw usageError('--noise-level must be an integer in 0..999');
   return n;
 }
 

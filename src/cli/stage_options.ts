@@ -76,7 +76,7 @@ export function parseStageOptions(f: StageFlags, c: CommonOptions): StageOptions
     strength: parseStrength(f.srStrength, '--sr-strength'),
     thresholding: c.thresholding,
     sampler: c.sampler,
-    noiseLevel: f.noiseLevel === undefined ? undefined : parseNoiseLevel(f.noiseLevel),
+    noiseLevel: parseNoiseLevel(f.noiseLevel),
   };
   return { base, sr };
 }

@@ -37,9 +37,8 @@ export interface GenerateHooks {
  * `ImagenError('ABORTED')`.
  */
 export interface Generator {
+  /** The cascade: each stage's output side (what it can produce) and sampling defaults. */
   models(): ModelInfo[];
-  /** Output sides this cascade can produce (stage I alone, or through stage II). */
-  sizes(): number[];
   generate(params: GenerateParams, hooks: GenerateHooks): Promise<Uint8Array[]>;
   close(): Promise<void>;
 }
@@ -120,7 +119,8 @@ export class PipelineGenerator implements Generator {
     return this.sr ? [info(this.base), info(this.sr)] : [info(this.base)];
   }
 
-  sizes(): number[] {
+  /** Output sides this cascade can produce (stage I alone, or through stage II). */
+  private sizes(): number[] {
     return this.models().map((m) => m.size);
   }
 

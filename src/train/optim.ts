@@ -341,10 +341,13 @@ export class AdamW implements Optimizer {
   private readonly useWasm: boolean;
   /** Every parameter's moments in WebAssembly memory; null: the JS loop (see `arena()`). */
   private wasm: AdamWArena | null | undefined;
+  /** Each parameter's slot in the arena (its position in `params`). */
+  private readonly slot: Map<Parameter, number>;
 
   constructor(params: readonly Parameter[], opts: AdamWOptions) {
     this.params = [...params];
     this.useWasm = (opts.kernel ?? 'wasm') === 'wasm';
+    this.slot = new Map(this.params.map((p, i) => [p, i]));
     this.byName = indexParams('AdamW', this.params);
     checkNumber('AdamW lr', opts.lr, 0);
     this.lr = opts.lr;
@@ -379,7 +382,7 @@ export class AdamW implements Optimizer {
     const arena = this.arena();
     if (!arena)
       return { step: 0, expAvg: new Float32Array(p.data.length), expAvgSq: new Float32Array(p.data.length) };
-    const st = { step: 0, ...arena.moments(this.params.indexOf(p)) };
+    const st = { step: 0, ...arena.moments(this.slot.get(p)!) };
     st.expAvg.fill(0);
     st.expAvgSq.fill(0);
     return st;
@@ -414,7 +417,7 @@ export class AdamW implements Optimizer {
       const bc2Sqrt = fr(Math.sqrt(biasCorrection2));
       if (arena) {
         const decay = useWd ? decayMul : 1; // x·1 = x exactly: the same as skipping the decay
-        arena.update(this.params.indexOf(p), x, g, { decay, w1, b2, w2, eps, stepSize, bc2Sqrt });
+        arena.update(this.slot.get(p)!, x, g, { decay, w1, b2, w2, eps, stepSize, bc2Sqrt });
         continue;
       }
       const m = st.expAvg;

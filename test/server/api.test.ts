@@ -50,10 +50,6 @@ class FakeGenerator implements Generator {
     return [{ id: 'fake', stage: 'base', size: 16, text_encoder: true }];
   }
 
-  sizes(): number[] {
-    return [16];
-  }
-
   async generate(p: GenerateParams, h: GenerateHooks): Promise<Uint8Array[]> {
     this.started++;
     for (let step = 1; step <= p.steps; step++) {

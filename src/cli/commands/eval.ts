@@ -2,6 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { renderScene } from '../../data/synth/render.js';
+import { SCENE_KINDS } from '../../data/synth/scene.js';
 import { type Split, synthExamplesOfKinds } from '../../data/synth/splits.js';
 import { ImagenError } from '../../engine/errors.js';
 import type { Summary } from '../../eval/checker.js';
@@ -202,7 +203,7 @@ export function registerEval(program: Command): void {
     .option('--count <n>', 'number of prompts', '60')
     .option(
       '--kinds <list>',
-      'only prompts of these scene kinds, comma-separated (objects, relation, sign): e.g. relation, to measure relations on more prompts [default: all]',
+      `only prompts of these scene kinds, comma-separated (${SCENE_KINDS.join(', ')}): e.g. relation, to measure relations on more prompts [default: all]`,
     )
     .option('--seed <n>', 'seed for the prompts and for generation', '1')
     .option('--size <px>', '--ground-truth render size', '64')

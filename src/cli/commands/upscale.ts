@@ -99,7 +99,7 @@ export function registerUpscale(program: Command): void {
       if (f.tiled || f.tileSize !== undefined)
         throw usageError('--tiled and --tile-size are for the SD x4 upscaler (a latent model)');
       const prompt = requirePrompt(f);
-      const noiseLevel = f.noiseLevel === undefined ? undefined : parseNoiseLevel(f.noiseLevel);
+      const noiseLevel = parseNoiseLevel(f.noiseLevel);
       const steps = parseSteps(f.steps);
       const guidance = parseNumber(f.guidance, '--guidance', 0, 100);
       const lowResSize = parseNumber(f.lowResSize, '--low-res-size', 1, 4096);
@@ -183,8 +183,7 @@ async function upscaleSdx4(
     );
   if (f.lowResSize !== undefined)
     throw usageError('--low-res-size is for IF-II models; the SD x4 upscaler takes any size');
-  const noiseLevel =
-    f.noiseLevel === undefined ? SD_UPSCALE_DEFAULTS.noiseLevel : parseNoiseLevel(f.noiseLevel);
+  const noiseLevel = parseNoiseLevel(f.noiseLevel) ?? SD_UPSCALE_DEFAULTS.noiseLevel;
   if (noiseLevel > SD_UPSCALE_DEFAULTS.maxNoiseLevel)
     throw usageError(
       `--noise-level must be in 0..${SD_UPSCALE_DEFAULTS.maxNoiseLevel} for the SD x4 upscaler`,

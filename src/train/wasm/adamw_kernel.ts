@@ -1,6 +1,6 @@
 /**
  * AdamW's element loop in WebAssembly SIMD (adamw.wat), bit-identical to the JS loop and about
- * three times faster: the moments live in the module's memory for the whole run, so a step copies
+ * seven times faster (2.5 M parameters: ≈ 20 → 2.6 ms per step, bench/README.md): the moments live in the module's memory for the whole run, so a step copies
  * only the parameter and its gradient in and the parameter out. Runs wherever WebAssembly SIMD
  * does (Node ≥ 16.4, current browsers); `AdamWArena.create` returns undefined elsewhere.
  */
