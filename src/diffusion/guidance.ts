@@ -53,6 +53,21 @@ export function repeatBatch(x: NDArray, times: number): NDArray {
   return new NDArray(x.dtype, [x.shape[0]! * times, ...x.shape.slice(1)], out);
 }
 
+/**
+ * Each row repeated `times` in place (a, a, b, b): one prompt's embeddings for each of its
+ * images, as diffusers' `repeat_interleave(num_images_per_prompt)`.
+ */
+export function repeatRows(x: NDArray, times: number): NDArray {
+  if (times === 1) return x;
+  const [b, ...rest] = x.shape as number[];
+  const per = rest.reduce((p, q) => p * q, 1);
+  const d = x.data as Float32Array;
+  const out = new (d.constructor as new (n: number) => Float32Array)(d.length * times);
+  for (let i = 0; i < b!; i++)
+    for (let r = 0; r < times; r++) out.set(d.subarray(i * per, (i + 1) * per), (i * times + r) * per);
+  return new NDArray(x.dtype, [b! * times, ...rest], out);
+}
+
 /** Concatenate float32 NDArrays along the batch axis. */
 export function concatBatch(xs: readonly NDArray[]): NDArray {
   const total = xs.reduce((s, x) => s + x.size, 0);

@@ -1,4 +1,5 @@
 import { addNoise } from '../diffusion/ddpm.js';
+import { repeatRows } from '../diffusion/guidance.js';
 import { Generator } from '../diffusion/noise.js';
 import type { Denoiser } from '../diffusion/sample.js';
 import type { Schedule } from '../diffusion/schedule.js';
@@ -205,18 +206,6 @@ export function strengthTimesteps(timesteps: readonly number[], strength: number
     );
   }
   return kept;
-}
-
-function repeatRows(a: NDArray, times: number): NDArray {
-  if (times === 1) return a;
-  const [b, ...rest] = a.shape as number[];
-  const per = rest.reduce((x, y) => x * y, 1);
-  const src = a.data as Float32Array;
-  const out = new Float32Array(b! * times * per);
-  for (let i = 0; i < b!; i++) {
-    for (let r = 0; r < times; r++) out.set(src.subarray(i * per, (i + 1) * per), (i * times + r) * per);
-  }
-  return new NDArray(a.dtype, [b! * times, ...rest], out);
 }
 
 /** Rows of a single input image repeated to the batch (diffusers repeats the image per prompt). */

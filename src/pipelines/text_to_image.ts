@@ -1,9 +1,10 @@
+import { repeatRows } from '../diffusion/guidance.js';
 import { Generator } from '../diffusion/noise.js';
 import type { SamplerName } from '../diffusion/sample.js';
 import type { Schedule } from '../diffusion/schedule.js';
 import type { TimestepRequest } from '../diffusion/timesteps.js';
 import { ImagenError } from '../engine/errors.js';
-import { NDArray } from '../engine/ndarray.js';
+import type { NDArray } from '../engine/ndarray.js';
 import type { Runtime } from '../engine/runtime.js';
 import { encodePrompts, type T5TextEncoder } from '../models/t5/t5_encoder.js';
 import type { UNet2DConditionModel } from '../models/unet/unet.js';
@@ -105,17 +106,6 @@ export const IF_DEFAULTS = {
   base: { steps: 100 as TimestepRequest, guidanceScale: 7.0 },
   sr: { steps: 50 as TimestepRequest, guidanceScale: 4.0, noiseLevel: 250 },
 };
-
-function repeatRows(a: NDArray, times: number): NDArray {
-  if (times === 1) return a;
-  const [b, ...rest] = a.shape as number[];
-  const per = rest.reduce((x, y) => x * y, 1);
-  const src = a.data as Float32Array;
-  const out = new Float32Array(b! * times * per);
-  for (let i = 0; i < b!; i++)
-    for (let r = 0; r < times; r++) out.set(src.subarray(i * per, (i + 1) * per), (i * times + r) * per);
-  return new NDArray(a.dtype, [b! * times, ...rest], out);
-}
 
 /**
  * Text → image through the cascade: encode the prompt once (stage II reuses stage I's

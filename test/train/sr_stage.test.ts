@@ -193,6 +193,10 @@ describe('super-resolution stage on crops with a frozen text encoder', () => {
     ).toBe(0);
     const p = await loadPipelineFolder(out);
     expect(p.tokenizer!.vocabSize).toBe(137);
+    // model_index.json names the class transformers loads a word-level tokenizer.json with (it
+    // said T5Tokenizer, which fails on a WordLevel vocabulary in diffusers' from_pretrained).
+    const index = JSON.parse(await readFile(join(out, 'model_index.json'), 'utf8'));
+    expect(index.tokenizer).toEqual(['transformers', 'PreTrainedTokenizerFast']);
     expect(p.tokenizer!.encode('a red circle')).toEqual(
       (await loadTokenizer(join(dir, 'tok'))).encode('a red circle'),
     );
@@ -204,5 +208,39 @@ describe('super-resolution stage on crops with a frozen text encoder', () => {
     expect(
       await train(['--out', join(root, 'bad'), '--config', join(dir, 'small.json'), '--steps', '1']),
     ).not.toBe(0);
+  }, 60_000);
+
+  it('a base UNet with coordinate channels trains, resumes, ships the key and samples', async () => {
+    const cfg = tinyTrainConfig('base', 16);
+    const dir = join(root, 'coords');
+    await mkdir(dir, { recursive: true });
+    await writeFile(
+      join(dir, 'cfg.json'),
+      JSON.stringify({ ...cfg, unet: { ...cfg.unet, coordinate_channels: 2 } }),
+    );
+    const out = join(root, 'xy');
+    expect(
+      await train(['--out', out, '--config', join(dir, 'cfg.json'), '--steps', '2', '--batch', '2']),
+    ).toBe(0);
+    expect(await train(['--out', out, '--steps', '3', '--resume'])).toBe(0);
+    const unetJson = JSON.parse(await readFile(join(out, 'unet', 'config.json'), 'utf8'));
+    expect(unetJson.coordinate_channels).toBe(2);
+    expect(unetJson.in_channels).toBe(3);
+    const w = await tensors(join(out, 'unet', 'diffusion_pytorch_model.safetensors'));
+    expect(w.get('conv_in.weight')!.length).toBe(32 * 5 * 3 * 3);
+    const pipe = await loadPipelineFolder(out);
+    const rt = createRuntime({ threads: 1 });
+    const r = await generateImages(
+      rt,
+      {
+        encoder: (await openTextEncoder(pipe, rt))!,
+        tokenizer: pipe.tokenizer!,
+        maxLength: pipe.maxTextLength,
+      },
+      stageModels(pipe),
+      undefined,
+      { prompt: 'a red square', base: { steps: 2 } },
+    );
+    expect(r.base.shape).toEqual([1, 3, 16, 16]);
   }, 60_000);
 });

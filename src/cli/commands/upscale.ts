@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { repeatRows } from '../../diffusion/guidance.js';
 import { Generator } from '../../diffusion/noise.js';
 import { NDArray } from '../../engine/ndarray.js';
 import type { RgbImage } from '../../io/image.js';
@@ -158,16 +159,6 @@ function toUnitTensor(img: RgbImage, times: number): NDArray {
     for (let p = 0; p < h * w; p++)
       for (let ch = 0; ch < 3; ch++) out[n * 3 * h * w + ch * h * w + p] = img.data[p * 3 + ch]! / 255;
   return new NDArray('float32', [times, 3, h, w], out);
-}
-
-function repeatRows(a: NDArray, times: number): NDArray {
-  const per = a.shape.slice(1).reduce((x, y) => x * y, 1);
-  const src = a.toFloat32().data as Float32Array;
-  const b = a.shape[0]!;
-  const out = new Float32Array(b * times * per);
-  for (let i = 0; i < b; i++)
-    for (let r = 0; r < times; r++) out.set(src.subarray(i * per, (i + 1) * per), (i * times + r) * per);
-  return new NDArray('float32', [b * times, ...a.shape.slice(1)], out);
 }
 
 /** `imagen upscale IMAGE --model SDX4_DIR`: StableDiffusionUpscalePipeline, ×4 any image. */

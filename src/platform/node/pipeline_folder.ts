@@ -25,7 +25,29 @@ import { loadUNet } from './unet_loader.js';
 const DIFFUSERS_VERSION = '0.30.0';
 
 export function unetConfigJson(cfg: UNetConfig): Record<string, unknown> {
-  return { _class_name: 'UNet2DConditionModel', _diffusers_version: DIFFUSERS_VERSION, ...cfg };
+  // The coordinate-channel extension is written only when used, so every other UNet's
+  // config.json stays one diffusers reads without warnings.
+  const { coordinate_channels, ...diffusers } = cfg;
+  return {
+    _class_name: 'UNet2DConditionModel',
+    _diffusers_version: DIFFUSERS_VERSION,
+    ...diffusers,
+    ...(coordinate_channels ? { coordinate_channels } : {}),
+  };
+}
+
+/**
+ * The transformers class model_index.json names for the tokenizer: a copied folder's own
+ * `tokenizer_class` (a word-level tokenizer.json is a `PreTrainedTokenizerFast`, which
+ * transformers' `T5Tokenizer` cannot load), else T5's.
+ */
+function tokenizerClass(t: NonNullable<PipelineParts['tokenizer']>): string {
+  if ('type' in t) return 'ByT5Tokenizer';
+  const config = t.files['tokenizer_config.json'];
+  if (config === undefined) return 'T5Tokenizer';
+  const text = typeof config === 'string' ? config : new TextDecoder().decode(config);
+  const named = (JSON.parse(text) as { tokenizer_class?: unknown }).tokenizer_class;
+  return typeof named === 'string' && named ? named : 'T5Tokenizer';
 }
 
 async function writeJson(path: string, value: unknown): Promise<void> {
@@ -74,9 +96,7 @@ export async function savePipelineFolder(dir: string, parts: PipelineParts): Pro
     scheduler: ['diffusers', 'DDPMScheduler'],
     unet: ['diffusers', 'UNet2DConditionModel'],
     text_encoder: parts.textEncoder ? ['transformers', 'T5EncoderModel'] : [null, null],
-    tokenizer: parts.tokenizer
-      ? ['transformers', 'type' in parts.tokenizer ? 'ByT5Tokenizer' : 'T5Tokenizer']
-      : [null, null],
+    tokenizer: parts.tokenizer ? ['transformers', tokenizerClass(parts.tokenizer)] : [null, null],
   };
   if (sr) index.image_noising_scheduler = ['diffusers', 'DDPMScheduler'];
 
