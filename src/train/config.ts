@@ -42,6 +42,7 @@ const HP_KEYS = {
   ema_decay: 'emaDecay',
   caption_dropout: 'captionDropout',
   snr_gamma: 'snrGamma',
+  high_noise_weight_cap: 'highNoiseWeightCap',
   max_aug_level: 'maxAugLevel',
   max_text_length: 'maxTextLength',
   train_text_encoder: 'trainTextEncoder',

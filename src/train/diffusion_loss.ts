@@ -94,6 +94,13 @@ export interface DiffusionLossOptions {
   learnedVariance: boolean;
   /** Min-SNR-γ loss weighting (Hang et al. 2023); undefined = plain MSE. */
   snrGamma?: number;
+  /**
+   * Weight each example so its x0 error counts as in v-prediction's objective (SNR + 1), at most
+   * this many times its plain weight. ε-prediction weighs x0 errors by SNR, which all but silences
+   * the high-noise steps where layout is decided (SNR ≈ 0); v-prediction models are untouched.
+   * undefined = plain MSE.
+   */
+  highNoiseWeightCap?: number;
 }
 
 /**
@@ -133,6 +140,11 @@ export function diffusionLoss(
           ? F.div(clipped, F.add(snr, 1))
           : clipped;
     mse = F.mul(mse, w);
+  }
+  if (o.highNoiseWeightCap !== undefined && o.predictionType !== 'v_prediction') {
+    const snr = F.reshape(extract(tables.snr, t), [-1]);
+    const toV = o.predictionType === 'epsilon' ? F.div(F.add(snr, 1), snr) : F.add(snr, 1);
+    mse = F.mul(mse, F.minimum(toV, o.highNoiseWeightCap));
   }
   let loss = F.reduceMean(mse);
   if (o.learnedVariance) {

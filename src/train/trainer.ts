@@ -33,6 +33,8 @@ export interface TrainHyperparameters {
   /** Probability of replacing a caption by "" (the unconditional input CFG needs; Imagen used 10 %). */
   captionDropout: number;
   snrGamma: number | null;
+  /** See DiffusionLossOptions.highNoiseWeightCap; null = off. */
+  highNoiseWeightCap: number | null;
   /** Super-resolution stages: augmentation levels are drawn uniformly from [0, maxAugLevel). */
   maxAugLevel: number;
   maxTextLength: number;
@@ -51,6 +53,7 @@ export const DEFAULT_HYPERPARAMETERS: TrainHyperparameters = {
   emaDecay: 0.999,
   captionDropout: 0.1,
   snrGamma: null,
+  highNoiseWeightCap: null,
   maxAugLevel: 500,
   maxTextLength: 77,
   trainTextEncoder: true,
@@ -136,6 +139,7 @@ export class DiffusionTrainer {
           predictionType: schedule.config.predictionType,
           learnedVariance: learned,
           snrGamma: hp.snrGamma ?? undefined,
+          highNoiseWeightCap: hp.highNoiseWeightCap ?? undefined,
         });
       },
       this.params,

@@ -84,7 +84,14 @@ interface Case {
 }
 
 /** Per-item (mse·w, vb) and the total, exactly as improved-diffusion composes them. */
-function referenceLoss(tb: RefTables, k: Case, pred: Pred, snrGamma?: number, klAtZero = false) {
+function referenceLoss(
+  tb: RefTables,
+  k: Case,
+  pred: Pred,
+  snrGamma?: number,
+  klAtZero = false,
+  highNoiseCap?: number,
+) {
   const { b, c, hw } = k;
   const per = c * hw;
   const mse: number[] = [];
@@ -129,6 +136,11 @@ function referenceLoss(tb: RefTables, k: Case, pred: Pred, snrGamma?: number, kl
       const snr = tb.ab[t]! / (1 - tb.ab[t]!);
       const m = Math.min(snr, snrGamma);
       w = pred === 'epsilon' ? m / snr : pred === 'v_prediction' ? m / (snr + 1) : m;
+    }
+    if (highNoiseCap !== undefined) {
+      // x0 errors weighted as in v-prediction (SNR + 1): for ε that is 1/ᾱ_t times ε's own weight.
+      const toV = pred === 'epsilon' ? 1 / tb.ab[t]! : pred === 'sample' ? 1 / (1 - tb.ab[t]!) : 1;
+      w *= Math.min(toV, highNoiseCap);
     }
     mse.push((sq / per) * w);
     vb.push(((t === 0 && !klAtZero ? nll : kl) / per / Math.LN2) * (tb.n / 1000)); // RESCALED_MSE: ×T/1000
@@ -273,23 +285,31 @@ describe('diffusionLoss matches improved-diffusion’s hybrid loss (float64 refe
   const ref = refTables(s.betas);
   const tables = diffusionTables(s);
 
-  const cases: { pred: Pred; snrGamma?: number }[] = [
+  const cases: { pred: Pred; snrGamma?: number; cap?: number }[] = [
     { pred: 'epsilon' },
     { pred: 'epsilon', snrGamma: 5 },
+    { pred: 'epsilon', cap: 20 },
     { pred: 'v_prediction' },
     { pred: 'v_prediction', snrGamma: 5 },
+    { pred: 'v_prediction', cap: 20 },
     { pred: 'sample' },
+    { pred: 'sample', cap: 20 },
   ];
-  for (const { pred, snrGamma } of cases) {
-    it(`${pred}${snrGamma ? `, Min-SNR γ=${snrGamma}` : ''}`, async () => {
+  for (const { pred, snrGamma, cap } of cases) {
+    it(`${pred}${snrGamma ? `, Min-SNR γ=${snrGamma}` : ''}${cap ? `, high-noise weight cap ${cap}` : ''}`, async () => {
       const k = makeCase(ref, pred, pred.length + (snrGamma ?? 0));
-      const want = referenceLoss(ref, k, pred, snrGamma);
+      const want = referenceLoss(ref, k, pred, snrGamma, false, cap);
+      if (cap && pred !== 'v_prediction') {
+        // The weighting changes this case's loss well beyond the tolerance (so it is tested).
+        const plain = referenceLoss(ref, k, pred, snrGamma).mse.reduce((a, x) => a + x, 0);
+        expect(Math.abs(want.mse.reduce((a, x) => a + x, 0) - plain) / plain).toBeGreaterThan(0.05);
+      }
       // Each part of the reference matters at this scale (so a dropped term cannot pass).
       // (At t = 999 the capped β makes the KL tiny whatever the model says, so rows 1 and 2 carry it.)
       expect(want.vb[0]).toBeGreaterThan(0.01); // decoder NLL row
       expect(want.vb[1]! + want.vb[2]!).toBeGreaterThan(1e-3); // KL rows
 
-      const opts = { predictionType: pred, learnedVariance: true, snrGamma };
+      const opts = { predictionType: pred, learnedVariance: true, snrGamma, highNoiseWeightCap: cap };
       const f = rt.compile(
         (i) => ({
           loss: diffusionLoss(tables, i.out!, i.x0!, i.xt!, i.noise!, i.t!, opts),

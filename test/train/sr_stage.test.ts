@@ -210,6 +210,34 @@ describe('super-resolution stage on crops with a frozen text encoder', () => {
     ).not.toBe(0);
   }, 60_000);
 
+  it('--high-noise-weight-cap changes the objective and the checkpoint keeps it; 0 turns it off', async () => {
+    const state = async (out: string) =>
+      JSON.parse(await readFile(join(out, 'checkpoint', 'state.json'), 'utf8')) as {
+        config: { train: Record<string, unknown> };
+      };
+    const losses = async (out: string) =>
+      (await readFile(join(out, 'loss.jsonl'), 'utf8'))
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).loss as number);
+    const plain = join(root, 'hn-plain');
+    const capped = join(root, 'hn-capped');
+    const args = ['--resolution', '16', '--steps', '2', '--batch', '2'];
+    expect(await train(['--out', plain, ...args])).toBe(0);
+    expect(await train(['--out', capped, ...args, '--high-noise-weight-cap', '20'])).toBe(0);
+    // Same data, noise and weights at step 1: only the weighting differs.
+    expect((await losses(capped))[0]).not.toBeCloseTo((await losses(plain))[0]!, 6);
+    expect((await state(capped)).config.train.high_noise_weight_cap).toBe(20);
+    expect(await train(['--out', capped, '--steps', '3', '--resume'])).toBe(0);
+    expect((await state(capped)).config.train.high_noise_weight_cap).toBe(20);
+    expect(await train(['--out', capped, '--steps', '4', '--resume', '--high-noise-weight-cap', '0'])).toBe(
+      0,
+    );
+    expect((await state(capped)).config.train.high_noise_weight_cap).toBeNull();
+    for (const bad of ['0.5', 'x', ''])
+      expect(await train(['--out', join(root, 'hn-bad'), ...args, '--high-noise-weight-cap', bad])).toBe(2);
+  }, 60_000);
+
   it('a base UNet with coordinate channels trains, resumes, ships the key and samples', async () => {
     const cfg = tinyTrainConfig('base', 16);
     const dir = join(root, 'coords');

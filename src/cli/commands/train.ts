@@ -21,6 +21,7 @@ interface TrainFlags {
   seed?: string;
   resume: boolean;
   cropSize?: string;
+  highNoiseWeightCap?: string;
   checkpointEvery: string;
   quiet: boolean;
   json: boolean;
@@ -74,6 +75,10 @@ export function registerTrain(program: Command): void {
     .option(
       '--crop-size <px>',
       'super-resolution: train on random crops of this side (overrides the config; with --resume the run goes on with crops of this size, and keeps them)',
+    )
+    .option(
+      '--high-noise-weight-cap <f>',
+      'weigh each example so its x0 error counts as in v-prediction (SNR + 1), at most F times its plain weight: ε-prediction otherwise all but ignores the high-noise steps where layout is decided; 0 = off (overrides the config; kept by --resume)',
     )
     .option('--resume', 'continue from OUT/checkpoint, bit-identical to an uninterrupted run', false)
     .option('--checkpoint-every <n>', 'steps between checkpoints', '500')
@@ -138,6 +143,7 @@ export function registerTrain(program: Command): void {
           overrides,
           resume: f.resume,
           cropSize: posInt(f.cropSize, '--crop-size'),
+          highNoiseWeightCap: weightCap(f.highNoiseWeightCap),
           checkpointEvery: posInt(f.checkpointEvery, '--checkpoint-every'),
           runtime: createRuntime(),
           stopSignal: stop,
@@ -167,4 +173,12 @@ export function registerTrain(program: Command): void {
         process.off('SIGTERM', sigterm);
       }
     });
+}
+
+function weightCap(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const cap = Number(v);
+  if (v.trim() === '' || !Number.isFinite(cap) || (cap !== 0 && cap < 1))
+    throw usageError(`--high-noise-weight-cap must be 0 (off) or a number ≥ 1, got "${v}"`);
+  return cap;
 }

@@ -34,6 +34,11 @@ export interface TrainRunOptions {
    * training a stage on bigger crops. Kept in the checkpoint, so a later resume keeps it.
    */
   cropSize?: number;
+  /**
+   * DiffusionLossOptions.highNoiseWeightCap over the config's (or the run's); 0 turns it off.
+   * Kept in the checkpoint like `cropSize`: the objective is part of what the run is.
+   */
+  highNoiseWeightCap?: number;
   checkpointEvery?: number;
   runtime: Runtime;
   onStep?: (s: StepStats & { imagesPerSecond: number; maxSteps: number }) => void;
@@ -267,6 +272,10 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
     cfg = s.config; // the run continues with the configuration it started with
   }
   if (o.cropSize !== undefined) cfg = parseTrainConfig({ ...cfg, crop_size: o.cropSize }, '--crop-size');
+  if (o.highNoiseWeightCap !== undefined) {
+    const cap = o.highNoiseWeightCap === 0 ? null : o.highNoiseWeightCap;
+    cfg = { ...cfg, train: { ...cfg.train, high_noise_weight_cap: cap } };
+  }
   let frozenEncoder: (T5Encoder & { configJson: Record<string, unknown> }) | undefined;
   if (cfg.text_encoder_from && !state) {
     frozenEncoder = await loadFrozenEncoder(cfg);
