@@ -57,33 +57,6 @@ def import_upstream(src: Path | None):
     return torch, diffusers, transformers
 
 
-def load_unet(diffusers, torch, path: Path):
-    """`UNet2DConditionModel.from_pretrained`, and for an imagen-ts UNet with `coordinate_channels`
-    (not a diffusers key) the two-step recipe a diffusers user follows: conv_in built for the extra
-    inputs, and a forward that appends each pixel's x and y (−1 … 1) to the sample, so the
-    pipelines keep making noise of `in_channels` channels."""
-    cfg = json.loads((path / "config.json").read_text())
-    extra = cfg.get("coordinate_channels", 0)
-    kw = {"torch_dtype": torch.float32, "output_loading_info": True}
-    if not extra:
-        return diffusers.UNet2DConditionModel.from_pretrained(str(path), **kw)
-    unet, loading = diffusers.UNet2DConditionModel.from_pretrained(
-        str(path), in_channels=cfg["in_channels"] + extra, low_cpu_mem_usage=False, **kw
-    )
-    unet.register_to_config(in_channels=cfg["in_channels"])
-    plain = unet.forward
-
-    def forward(sample, *args, **kwargs):
-        b, _, h, w = sample.shape
-        ys = torch.linspace(-1, 1, h) if h > 1 else torch.zeros(1)
-        xs = torch.linspace(-1, 1, w) if w > 1 else torch.zeros(1)
-        grid = torch.stack([xs.view(1, w).expand(h, w), ys.view(h, 1).expand(h, w)]).to(sample.dtype)
-        return plain(torch.cat([sample, grid.expand(b, 2, h, w)], 1), *args, **kwargs)
-
-    unet.forward = forward
-    return unet, loading
-
-
 def imagen_forward(model: Path, inputs: Path, out: Path) -> str | None:
     """Our side: the same CLI users run (`imagen forward`), from the TypeScript sources.
     Returns None on success, else its error message (reported as a failed check)."""
@@ -134,8 +107,7 @@ def main() -> int:
 
     # 1. The whole folder, as a user of diffusers would load it.
     index = json.loads((folder / "model_index.json").read_text())
-    unet, loading = load_unet(diffusers, torch, folder / "unet")
-    pipe = diffusers.DiffusionPipeline.from_pretrained(str(folder), unet=unet, torch_dtype=torch.float32)
+    pipe = diffusers.DiffusionPipeline.from_pretrained(str(folder), torch_dtype=torch.float32)
     info["pipeline_class"] = type(pipe).__name__
     if type(pipe).__name__ != index["_class_name"]:
         raise SystemExit(f"DiffusionPipeline loaded {type(pipe).__name__}, model_index.json says {index['_class_name']}")
@@ -161,7 +133,10 @@ def main() -> int:
             results.append(compare(label, load_file(str(fout))["prompt_embeds"], ref, a.tol))
     del pipe
 
-    # 2 + 3a. The UNet (loaded above).
+    # 2 + 3a. The UNet.
+    unet, loading = diffusers.UNet2DConditionModel.from_pretrained(
+        str(folder / "unet"), torch_dtype=torch.float32, output_loading_info=True
+    )
     bad = {k: v for k, v in loading.items() if v}
     if bad:
         raise SystemExit(f"diffusers reported loading problems for unet/: {bad}")

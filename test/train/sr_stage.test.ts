@@ -237,38 +237,4 @@ describe('super-resolution stage on crops with a frozen text encoder', () => {
     for (const bad of ['0.5', 'x', ''])
       expect(await train(['--out', join(root, 'hn-bad'), ...args, '--high-noise-weight-cap', bad])).toBe(2);
   }, 60_000);
-
-  it('a base UNet with coordinate channels trains, resumes, ships the key and samples', async () => {
-    const cfg = tinyTrainConfig('base', 16);
-    const dir = join(root, 'coords');
-    await mkdir(dir, { recursive: true });
-    await writeFile(
-      join(dir, 'cfg.json'),
-      JSON.stringify({ ...cfg, unet: { ...cfg.unet, coordinate_channels: 2 } }),
-    );
-    const out = join(root, 'xy');
-    expect(
-      await train(['--out', out, '--config', join(dir, 'cfg.json'), '--steps', '2', '--batch', '2']),
-    ).toBe(0);
-    expect(await train(['--out', out, '--steps', '3', '--resume'])).toBe(0);
-    const unetJson = JSON.parse(await readFile(join(out, 'unet', 'config.json'), 'utf8'));
-    expect(unetJson.coordinate_channels).toBe(2);
-    expect(unetJson.in_channels).toBe(3);
-    const w = await tensors(join(out, 'unet', 'diffusion_pytorch_model.safetensors'));
-    expect(w.get('conv_in.weight')!.length).toBe(32 * 5 * 3 * 3);
-    const pipe = await loadPipelineFolder(out);
-    const rt = createRuntime({ threads: 1 });
-    const r = await generateImages(
-      rt,
-      {
-        encoder: (await openTextEncoder(pipe, rt))!,
-        tokenizer: pipe.tokenizer!,
-        maxLength: pipe.maxTextLength,
-      },
-      stageModels(pipe),
-      undefined,
-      { prompt: 'a red square', base: { steps: 2 } },
-    );
-    expect(r.base.shape).toEqual([1, 3, 16, 16]);
-  }, 60_000);
 });

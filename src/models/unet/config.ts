@@ -66,14 +66,6 @@ export interface UNetConfig {
   downsample_padding: number;
   conv_in_kernel: number;
   conv_out_kernel: number;
-  /**
-   * imagen-ts extension, not a diffusers key: 2 appends each pixel's x and y (−1 … 1) to the
-   * sample before conv_in (CoordConv), so the network knows where it is without inferring it from
-   * the zero padding. A small model trained here could not learn "in the top left corner" or
-   * "left of" without it. conv_in then has in_channels + 2 inputs; diffusers cannot load such a
-   * UNet unless the same two channels are concatenated in Python. 0 (default) = diffusers' UNet.
-   */
-  coordinate_channels: 0 | 2;
 }
 
 /** Keys that diffusers writes but that do not change this block family's computation. */
@@ -151,7 +143,6 @@ export function parseUNetConfig(json: unknown): UNetConfig {
     'downsample_padding',
     'conv_in_kernel',
     'conv_out_kernel',
-    'coordinate_channels',
   ]);
   for (const [k, v] of Object.entries(j)) {
     if (k.startsWith('_') || known.has(k)) continue;
@@ -238,7 +229,6 @@ export function parseUNetConfig(json: unknown): UNetConfig {
     downsample_padding: nonNegInt(j.downsample_padding, 'downsample_padding', 1),
     conv_in_kernel: oddKernel(j.conv_in_kernel, 'conv_in_kernel'),
     conv_out_kernel: oddKernel(j.conv_out_kernel, 'conv_out_kernel'),
-    coordinate_channels: oneOf('coordinate_channels', [0, 2] as const, 0),
   };
   if (cfg.encoder_hid_dim_type === 'text_proj' && !isPosInt(cfg.encoder_hid_dim)) {
     fail('encoder_hid_dim_type "text_proj" needs encoder_hid_dim');

@@ -348,7 +348,7 @@ export class StreamingUNetRunner implements UNetLike {
     if (u.addEmbedding) emb = F.add(emb, u.addEmbedding.forward(enc));
     if (cfg.time_embedding_act_fn) emb = activation(cfg.time_embedding_act_fn, emb);
     const ctx = u.encoderHidProj ? u.encoderHidProj.forward(enc) : enc;
-    return { h: u.stem(sample), temb: emb, ctx };
+    return { h: u.convIn.forward(sample), temb: emb, ctx };
   }
 
   /** Number of pieces a call runs (embeddings, every resnet and attention, conv_out). */

@@ -1,6 +1,5 @@
 import { ImagenError } from '../../engine/errors.js';
 import type { Tensor } from '../../engine/graph.js';
-import { NDArray } from '../../engine/ndarray.js';
 import * as F from '../../engine/ops/index.js';
 import { Conv2d, Embedding, GroupNorm, Linear, Module } from '../../nn/index.js';
 import {
@@ -77,9 +76,7 @@ export class UNet2DConditionModel extends Module {
 
     const kIn = cfg.conv_in_kernel;
     this.convIn = this.child(
-      new Conv2d('conv_in', cfg.in_channels + cfg.coordinate_channels, boc[0]!, kIn, {
-        padding: (kIn - 1) / 2,
-      }),
+      new Conv2d('conv_in', cfg.in_channels, boc[0]!, kIn, { padding: (kIn - 1) / 2 }),
     );
     this.timeEmbedding = this.child(new TimestepEmbedding('time_embedding', boc[0]!, temb, cfg.act_fn));
     if (cfg.class_embed_type === 'timestep') {
@@ -320,14 +317,6 @@ export class UNet2DConditionModel extends Module {
     }
   }
 
-  /** conv_in, after appending the coordinate channels where the config asks for them. */
-  stem(sample: Tensor): Tensor {
-    if (this.config.coordinate_channels === 0) return this.convIn.forward(sample);
-    const [b, , h, w] = sample.shape as number[];
-    const coords = sample.trace.constant(coordinateChannels(h!, w!));
-    return this.convIn.forward(F.concat([sample, F.expand(coords, [b!, 2, h!, w!])], 1));
-  }
-
   forward(inputs: UNetInputs): Tensor {
     this.validate(inputs);
     const cfg = this.config;
@@ -362,7 +351,7 @@ export class UNet2DConditionModel extends Module {
     }
     const c: BlockContext = { temb: emb, ctx, textBias };
 
-    let x = this.stem(sample);
+    let x = this.convIn.forward(sample);
     const skips: Tensor[] = [x];
     for (const blk of this.down) {
       const r = blk.forward(x, c);
@@ -375,19 +364,4 @@ export class UNet2DConditionModel extends Module {
       this.convOut.forward(activation(cfg.act_fn, this.convNormOut.forward(x))),
     );
   }
-}
-
-/**
- * [1, 2, H, W]: channel 0 is x, channel 1 is y, each running linearly from −1 at the first pixel
- * to 1 at the last (0 when the side is one pixel).
- */
-export function coordinateChannels(h: number, w: number): NDArray {
-  const out = new Float32Array(2 * h * w);
-  const at = (i: number, n: number) => (n === 1 ? 0 : (2 * i) / (n - 1) - 1);
-  for (let y = 0; y < h; y++)
-    for (let x = 0; x < w; x++) {
-      out[y * w + x] = at(x, w);
-      out[h * w + y * w + x] = at(y, h);
-    }
-  return NDArray.f32([1, 2, h, w], out);
 }

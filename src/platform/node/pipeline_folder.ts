@@ -25,15 +25,7 @@ import { loadUNet } from './unet_loader.js';
 const DIFFUSERS_VERSION = '0.30.0';
 
 export function unetConfigJson(cfg: UNetConfig): Record<string, unknown> {
-  // The coordinate-channel extension is written only when used, so every other UNet's
-  // config.json stays one diffusers reads without warnings.
-  const { coordinate_channels, ...diffusers } = cfg;
-  return {
-    _class_name: 'UNet2DConditionModel',
-    _diffusers_version: DIFFUSERS_VERSION,
-    ...diffusers,
-    ...(coordinate_channels ? { coordinate_channels } : {}),
-  };
+  return { _class_name: 'UNet2DConditionModel', _diffusers_version: DIFFUSERS_VERSION, ...cfg };
 }
 
 /**
