@@ -129,8 +129,11 @@ export function diffusionLoss(
         : F.sub(F.mul(sa, noise), F.mul(sb, x0));
   const d = F.sub(pred, target);
   let mse = meanOverNonBatch(F.mul(d, d)); // [B]
-  if (o.snrGamma !== undefined) {
-    const snr = F.reshape(extract(tables.snr, t), [-1]);
+  const cap = o.predictionType === 'v_prediction' ? undefined : o.highNoiseWeightCap;
+  // One SNR lookup in the graph, shared by both weightings.
+  const snr =
+    o.snrGamma !== undefined || cap !== undefined ? F.reshape(extract(tables.snr, t), [-1]) : undefined;
+  if (o.snrGamma !== undefined && snr) {
     const clipped = F.minimum(snr, o.snrGamma);
     // Min-SNR weights relative to each parameterisation's implicit weighting.
     const w =
@@ -141,10 +144,9 @@ export function diffusionLoss(
           : clipped;
     mse = F.mul(mse, w);
   }
-  if (o.highNoiseWeightCap !== undefined && o.predictionType !== 'v_prediction') {
-    const snr = F.reshape(extract(tables.snr, t), [-1]);
+  if (cap !== undefined && snr) {
     const toV = o.predictionType === 'epsilon' ? F.div(F.add(snr, 1), snr) : F.add(snr, 1);
-    mse = F.mul(mse, F.minimum(toV, o.highNoiseWeightCap));
+    mse = F.mul(mse, F.minimum(toV, cap));
   }
   let loss = F.reduceMean(mse);
   if (o.learnedVariance) {
