@@ -1,0 +1,47 @@
+/**
+ * The stage-I recipes in training/ stay trainable: each one takes a training step with the
+ * repository's word tokenizer, and the pipeline folder it writes has the recipe's UNet layout
+ * (what training/README.md tells people to run).
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../../src/cli/main.js';
+import { writeShapesDataset } from '../helpers/shapes.js';
+
+const RECIPES = ['shipped-base.json', 'base-deep.json'];
+let root: string;
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'imagen-recipes-'));
+  await writeShapesDataset(join(root, 'data'), 4, 32);
+});
+afterAll(() => rm(root, { recursive: true, force: true }));
+
+describe('training/ recipes', () => {
+  for (const recipe of RECIPES) {
+    it(`${recipe} trains a step and exports its own UNet`, async () => {
+      const file = join('training', recipe);
+      const out = join(root, recipe);
+      const code = await main(
+        ['node', 'imagen', 'train', '--config', file, '--data', join(root, 'data')].concat([
+          '--out',
+          out,
+          '--steps',
+          '1',
+          '--batch',
+          '2',
+          '--checkpoint-every',
+          '100000',
+          '--quiet',
+        ]),
+      );
+      expect(code).toBe(0);
+      const want = JSON.parse(await readFile(file, 'utf8')).unet;
+      const got = JSON.parse(await readFile(join(out, 'unet', 'config.json'), 'utf8'));
+      for (const k of ['sample_size', 'block_out_channels', 'down_block_types', 'up_block_types'])
+        expect(got[k], k).toEqual(want[k]);
+    }, 120_000);
+  }
+});
