@@ -44,39 +44,41 @@ function redCentroid(img: RgbImage): [number, number] | undefined {
   return n ? [sx / n / img.width, sy / n / img.height] : undefined;
 }
 
-let correct = 0;
-let withRed = 0;
-const images: RgbImage[][] = [];
+interface Sample {
+  image: RgbImage;
+  red: boolean;
+  pass: boolean;
+}
+const samples: Sample[][] = []; // [corner][seed]
 for (const corner of CORNERS) {
   const base = join(work, `${corner.replace(' ', '-')}.png`);
+  const prompt = `a red circle in the ${corner} corner`;
   const r = spawnSync(
     'npx',
-    ['imagen', 'generate', `a red circle in the ${corner} corner`, '--model', model, '--num-images', String(SEEDS)]
-      .concat(['--seed', '3', '--out', base, '--quiet']),
+    ['imagen', 'generate', prompt, '--model', model, '--num-images', String(SEEDS), '--seed', '3', '--out', base, '--quiet'],
     { stdio: 'inherit' },
   );
   if (r.status !== 0) process.exit(r.status ?? 1);
-  const row: RgbImage[] = [];
+  const row: Sample[] = [];
   for (let i = 0; i < SEEDS; i++) {
-    const img = await readImage(base.replace(/\.png$/, `-${i}.png`));
-    row.push(img);
-    const c = redCentroid(img);
-    if (!c) continue;
-    withRed++;
-    if (c[0] < 0.5 === corner.endsWith('left') && c[1] < 0.5 === corner.startsWith('top')) correct++;
+    const image = await readImage(base.replace(/\.png$/, `-${i}.png`));
+    const c = redCentroid(image);
+    const pass = !!c && c[0] < 0.5 === corner.endsWith('left') && c[1] < 0.5 === corner.startsWith('top');
+    row.push({ image, red: !!c, pass });
   }
-  images.push(row);
+  samples.push(row);
 }
-console.log(JSON.stringify({ model, correct, withRed, of: CORNERS.length * SEEDS }));
+const all = samples.flat();
+const correct = all.filter((s) => s.pass).length;
+const withRed = all.filter((s) => s.red).length;
+console.log(JSON.stringify({ model, correct, withRed, of: all.length }));
 
 if (sheet) {
   const items: SheetItem[] = [];
   for (let i = 0; i < 4; i++) {
     for (const [k, corner] of CORNERS.entries()) {
-      const img = images[k]![i]!;
-      const c = redCentroid(img);
-      const pass = !!c && c[0] < 0.5 === corner.endsWith('left') && c[1] < 0.5 === corner.startsWith('top');
-      items.push({ image: img, caption: `${corner}, seed ${i}`, pass });
+      const { image, pass } = samples[k]![i]!;
+      items.push({ image, caption: `${corner}, seed ${i}`, pass });
     }
   }
   await writePng(sheet, contactSheet(items, loadDejaVu(), CORNERS.length));

@@ -24,19 +24,24 @@ describe('training/ recipes', () => {
     it(`${recipe} trains a step and exports its own UNet`, async () => {
       const file = join('training', recipe);
       const out = join(root, recipe);
-      const code = await main(
-        ['node', 'imagen', 'train', '--config', file, '--data', join(root, 'data')].concat([
-          '--out',
-          out,
-          '--steps',
-          '1',
-          '--batch',
-          '2',
-          '--checkpoint-every',
-          '100000',
-          '--quiet',
-        ]),
-      );
+      const code = await main([
+        'node',
+        'imagen',
+        'train',
+        '--config',
+        file,
+        '--data',
+        join(root, 'data'),
+        '--out',
+        out,
+        '--steps',
+        '1',
+        '--batch',
+        '2',
+        '--checkpoint-every',
+        '100000',
+        '--quiet',
+      ]);
       expect(code).toBe(0);
       const want = JSON.parse(await readFile(file, 'utf8')).unet;
       const got = JSON.parse(await readFile(join(out, 'unet', 'config.json'), 'utf8'));
