@@ -121,6 +121,13 @@ describe('imagen generate: bad input exits 2 with a clear message', () => {
     expectCleanError(await gen('--model', base, '--guidance', 'lots'), /--guidance must be a number/);
   });
 
+  it('a blank --guidance is an error, not guidance 0', async () => {
+    expectCleanError(
+      await gen('--model', base, '--guidance', ''),
+      /--guidance must be a number in \[0, 100\], got ""/,
+    );
+  });
+
   it('writes nothing when it fails', async () => {
     await expect(stat(join(root, 'never.png'))).rejects.toThrow();
   });

@@ -17,7 +17,14 @@ import {
 } from '../../platform/node/sdx4_folder.js';
 import { SHIPPED_MODEL_NAME, shippedModel } from '../../platform/node/shipped_model.js';
 import { usageError } from '../errors.js';
-import { parseSampler, parseSrTiles, SR_TILE_OVERLAP_HELP, SR_TILE_SIZE_HELP } from '../image_flags.js';
+import {
+  parseNumber,
+  parseSampler,
+  parseSrTiles,
+  parseSteps,
+  SR_TILE_OVERLAP_HELP,
+  SR_TILE_SIZE_HELP,
+} from '../image_flags.js';
 import { logger, ProgressBar } from '../progress.js';
 import { parseTiling, TILE_SIZE_HELP, TILED_HELP } from '../tiling.js';
 import { loadPromptEmbeds } from './vary.js';
@@ -53,24 +60,6 @@ interface GenerateFlags {
   promptEmbeds?: string;
   preview?: string;
   previewEvery: string;
-}
-
-function parseSteps(v: string | undefined): number | string | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (Number.isInteger(n)) {
-    if (n < 1 || n > 1000) throw usageError(`--steps must be in 1..1000 or a preset name, got "${v}"`);
-    return n;
-  }
-  return v;
-}
-
-function parseNumber(v: string | undefined, flag: string, min: number, max: number): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < min || n > max)
-    throw usageError(`${flag} must be a number in [${min}, ${max}], got "${v}"`);
-  return n;
 }
 
 /** out.png → out.png, out-1.png, … for several images. */
