@@ -17,7 +17,7 @@ const out = process.argv[2] ?? 'docs/images/web-page.png';
 const model = 'models/imagen-ts-shapes';
 const gen = await PipelineGenerator.load(join(model, 'base'), { srModel: join(model, 'sr') });
 const queue = new InProcessQueue(gen);
-const app = buildApp({ queue, browserModelDir: join(model, 'base') });
+const app = buildApp({ queue, browserModelDir: join(model, 'base'), browserSrModelDir: join(model, 'sr') });
 const profile = mkdtempSync(join(tmpdir(), 'web-shot-'));
 try {
   const base = await app.listen({ host: '127.0.0.1', port: 0 });

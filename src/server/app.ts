@@ -15,6 +15,8 @@ export interface AppOptions {
   sseHeartbeatMs?: number;
   /** The local stage-I model folder, offered to the page for browser mode (absent: no browser mode). */
   browserModelDir?: string;
+  /** The local stage-II folder of the same cascade: browser mode then runs both stages. */
+  browserSrModelDir?: string;
 }
 
 /** Job ids are UUIDs; anything else is refused before it reaches Redis keys or maps. */
@@ -139,7 +141,7 @@ export function buildApp(o: AppOptions): FastifyInstance {
       reply.type(a.type).header('cache-control', 'no-cache').send(a.body),
     );
   }
-  app.register(async (scope) => registerBrowserMode(scope, o.browserModelDir));
+  app.register(async (scope) => registerBrowserMode(scope, o.browserModelDir, o.browserSrModelDir));
   app.get('/favicon.ico', async (_req, reply) => reply.code(204).send());
 
   return app;

@@ -6,17 +6,19 @@ import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 
 /**
- * Browser mode: the page downloads the stage-I model and runs it with onnxruntime-web. This serves
- * the three things it needs, all from this server (no CDN): the page-side code (bundled once from
- * src/server/web/browser_entry.ts with esbuild, which the project already has through tsx),
- * onnxruntime-web's module and .wasm files, and the model folder's files.
+ * Browser mode: the page downloads the server's cascade (stage I, and stage II when the server has
+ * one) and runs it with onnxruntime-web. This serves the three things it needs, all from this
+ * server (no CDN): the page-side code (bundled once from src/server/web/browser_entry.ts with
+ * esbuild, which the project already has through tsx), onnxruntime-web's module and .wasm files,
+ * and the model folders' files.
  */
 
-/** The model files the page fetches; nothing else in the folder is served. */
+/** The stage-I files the page fetches; nothing else in the folder is served. */
 const MODEL_FILES = new Set([
   'unet/config.json',
   'unet/diffusion_pytorch_model.safetensors',
   'scheduler/scheduler_config.json',
+  'generation_config.json',
   'text_encoder/config.json',
   'text_encoder/model.safetensors',
   'tokenizer/tokenizer_config.json',
@@ -25,7 +27,13 @@ const MODEL_FILES = new Set([
   'tokenizer/spiece.model',
 ]);
 
-/** Above this the page would download more than a browser tab should hold (IF-I-XL is 17 GB). */
+/** Stage II's: the same, plus the scheduler of its noise-conditioning augmentation. */
+const SR_MODEL_FILES = new Set([...MODEL_FILES, 'image_noising_scheduler/scheduler_config.json']);
+
+/**
+ * Above this (both stages together) the page would download more than a browser tab should hold
+ * (IF-I-XL is 17 GB).
+ */
 const MAX_BROWSER_MODEL_BYTES = 1.5e9;
 
 function ortDistDir(): string | undefined {
@@ -67,26 +75,41 @@ async function browserBundle(): Promise<string> {
   return bundle;
 }
 
-async function modelBytes(dir: string): Promise<number> {
+async function modelBytes(dir: string, files: ReadonlySet<string>): Promise<number> {
   let n = 0;
-  for (const f of MODEL_FILES) n += (await stat(join(dir, f)).catch(() => undefined))?.size ?? 0;
+  for (const f of files) n += (await stat(join(dir, f)).catch(() => undefined))?.size ?? 0;
   return n;
 }
 
-export async function registerBrowserMode(app: FastifyInstance, modelDir: string | undefined): Promise<void> {
+/**
+ * `modelDir`: the server's stage-I folder; `srModelDir`: its stage-II folder, when the server runs
+ * one (the page then runs both, so that its images have the server's size).
+ */
+export async function registerBrowserMode(
+  app: FastifyInstance,
+  modelDir: string | undefined,
+  srModelDir?: string,
+): Promise<void> {
   const ort = ortDistDir();
+  const srBytes = srModelDir ? await modelBytes(srModelDir, SR_MODEL_FILES) : 0;
   const why = !modelDir
     ? 'this server has no local model (--model)'
     : !ort
       ? 'onnxruntime-web is not installed'
-      : (await modelBytes(modelDir)) > MAX_BROWSER_MODEL_BYTES
+      : (await modelBytes(modelDir, MODEL_FILES)) + srBytes > MAX_BROWSER_MODEL_BYTES
         ? 'the model is too large to run in a browser tab'
         : undefined;
 
   app.get('/v1/browser', async () =>
     why
       ? { available: false, reason: why }
-      : { available: true, model_files: '/v1/browser/model/', ort: '/ort/', module: '/browser.js' },
+      : {
+          available: true,
+          model_files: '/v1/browser/model/',
+          ...(srModelDir ? { sr_model_files: '/v1/browser/sr/' } : {}),
+          ort: '/ort/',
+          module: '/browser.js',
+        },
   );
   if (why) return;
 
@@ -114,15 +137,18 @@ export async function registerBrowserMode(app: FastifyInstance, modelDir: string
       .send(await readFile(join(ort!, f)));
   });
 
-  app.get<{ Params: { '*': string } }>('/v1/browser/model/*', async (req, reply) => {
-    const rel = req.params['*'];
-    // A fixed list, so no path from the URL ever reaches the file system unchecked.
-    if (!MODEL_FILES.has(rel) || !existsSync(join(modelDir!, rel)))
-      return reply.code(404).send({ error: 'not_found', field: null, message: 'no such model file' });
-    const type = rel.endsWith('.json') ? 'application/json' : 'application/octet-stream';
-    return reply
-      .type(type)
-      .header('cache-control', 'no-cache')
-      .send(await readFile(join(modelDir!, rel)));
-  });
+  const serveModel = (route: string, dir: string, files: ReadonlySet<string>) =>
+    app.get<{ Params: { '*': string } }>(route, async (req, reply) => {
+      const rel = req.params['*'];
+      // A fixed list, so no path from the URL ever reaches the file system unchecked.
+      if (!files.has(rel) || !existsSync(join(dir, rel)))
+        return reply.code(404).send({ error: 'not_found', field: null, message: 'no such model file' });
+      const type = rel.endsWith('.json') ? 'application/json' : 'application/octet-stream';
+      return reply
+        .type(type)
+        .header('cache-control', 'no-cache')
+        .send(await readFile(join(dir, rel)));
+    });
+  serveModel('/v1/browser/model/*', modelDir!, MODEL_FILES);
+  if (srModelDir) serveModel('/v1/browser/sr/*', srModelDir, SR_MODEL_FILES);
 }

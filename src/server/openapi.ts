@@ -125,10 +125,12 @@ export function openApiDocument(): Record<string, unknown> {
       },
       '/v1/browser': {
         get: {
-          summary: 'Whether browser mode is offered (the page runs stage I itself with onnxruntime-web)',
+          summary:
+            "Whether browser mode is offered (the page runs the server's cascade itself with onnxruntime-web)",
           responses: {
             '200': {
-              description: '`{available: true, model_files, ort, module}` or `{available: false, reason}`',
+              description:
+                '`{available: true, model_files, sr_model_files, ort, module}` (sr_model_files only with a stage II) or `{available: false, reason}`',
               content: json({
                 type: 'object',
                 required: ['available'],
@@ -136,6 +138,7 @@ export function openApiDocument(): Record<string, unknown> {
                   available: { type: 'boolean' },
                   reason: { type: 'string' },
                   model_files: { type: 'string' },
+                  sr_model_files: { type: 'string' },
                   ort: { type: 'string' },
                   module: { type: 'string' },
                 },
@@ -147,7 +150,7 @@ export function openApiDocument(): Record<string, unknown> {
       '/v1/browser/model/{path}': {
         get: {
           summary:
-            "Browser mode: one of the local model folder's files (a fixed list: configs, weights, tokenizer)",
+            "Browser mode: one of the local stage-I folder's files (a fixed list: configs, weights, tokenizer)",
           parameters: [{ name: 'path', in: 'path', required: true, schema: { type: 'string' } }],
           responses: {
             '200': {
@@ -155,6 +158,20 @@ export function openApiDocument(): Record<string, unknown> {
               content: { 'application/octet-stream': { schema: { type: 'string' } } },
             },
             '404': errorResponse('not a served model file, or browser mode is off'),
+          },
+        },
+      },
+      '/v1/browser/sr/{path}': {
+        get: {
+          summary:
+            "Browser mode: one of the local stage-II folder's files (a fixed list: configs, weights, tokenizer, image noising scheduler)",
+          parameters: [{ name: 'path', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: {
+            '200': {
+              description: 'the file',
+              content: { 'application/octet-stream': { schema: { type: 'string' } } },
+            },
+            '404': errorResponse('not a served model file, no stage II, or browser mode is off'),
           },
         },
       },

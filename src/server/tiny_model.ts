@@ -1,5 +1,7 @@
+import { join } from 'node:path';
 import { T5Encoder } from '../models/t5/t5_encoder.js';
 import { UNet2DConditionModel } from '../models/unet/unet.js';
+import { atomicWriteFile } from '../platform/node/files.js';
 import { savePipelineFolder } from '../platform/node/pipeline_folder.js';
 import { ifSchedulerConfig, tinyTextEncoderConfig, tinyUNetConfig } from '../train/config.js';
 
@@ -21,4 +23,40 @@ export async function writeTinyModel(dir: string, o: { size?: number; seed?: num
     tokenizer: { type: 'byt5', maxLength: 16 },
     scheduler: ifSchedulerConfig(1.5),
   });
+}
+
+/**
+ * An untrained stage II for `writeTinyModel` (16 → 32 by default), laid out as the shipped one
+ * (models/imagen-ts-shapes/sr): its own text encoder and tokenizer, an image noising scheduler, and
+ * a generation_config.json that samples with DDIM, unguided, on overlapping tiles — so a test of
+ * the cascade goes through every part the shipped stage II uses.
+ */
+export async function writeTinySrModel(dir: string, o: { size?: number; seed?: number } = {}): Promise<void> {
+  const seed = o.seed ?? 5;
+  const size = o.size ?? 32;
+  const text = tinyTextEncoderConfig(64, 1);
+  const unet = new UNet2DConditionModel(
+    tinyUNetConfig({ stage: 'sr', size, channels: [32, 32], textDim: 64 }),
+  ).initialize(seed);
+  await savePipelineFolder(dir, {
+    stage: 'sr',
+    unet,
+    textEncoder: { module: new T5Encoder(text).initialize(seed + 1), configJson: text },
+    tokenizer: { type: 'byt5', maxLength: 16 },
+    scheduler: ifSchedulerConfig(1.0),
+    imageNoisingScheduler: { _class_name: 'DDPMScheduler', beta_schedule: 'squaredcos_cap_v2' },
+  });
+  const generationConfig = {
+    num_inference_steps: 8,
+    guidance_scale: 1,
+    sampler: 'ddim',
+    thresholding: 'dynamic',
+    noise_level: 100,
+    tile_size: size / 2,
+    tile_overlap: size / 4,
+  };
+  await atomicWriteFile(
+    join(dir, 'generation_config.json'),
+    `${JSON.stringify(generationConfig, null, 2)}\n`,
+  );
 }

@@ -6,14 +6,13 @@ import { cpSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseSrTiles } from '../../src/cli/image_flags.js';
+import { UNet2DConditionModel } from '../../src/models/unet/unet.js';
+import { parseGenerationConfig, stageDefaultsFor } from '../../src/pipelines/generation_config.js';
 import { generateImages, type StageOptions } from '../../src/pipelines/text_to_image.js';
 import { stageTiles } from '../../src/pipelines/tiled_unet.js';
-import {
-  loadPipelineFolder,
-  parseGenerationConfig,
-  stageModels,
-} from '../../src/platform/node/pipeline_folder.js';
+import { loadPipelineFolder, stageModels } from '../../src/platform/node/pipeline_folder.js';
 import { createRuntime } from '../../src/platform/node/runtime.js';
+import { tinyUNetConfig } from '../../src/train/config.js';
 import { useTmpDir } from '../helpers/test_dirs.js';
 import { stage, useTinyIfPipelines } from '../helpers/tiny_if_pipelines.js';
 import { maxAbsErr } from '../reference/fd.js';
@@ -44,6 +43,21 @@ describe('generation_config tile keys', () => {
     );
     expect(() => parseGenerationConfig({ tile_overlap: 8 }, 'g.json')).toThrow(/need tile_size/);
     expect(() => parseGenerationConfig({ tile: 64 }, 'g.json')).toThrow(/unknown key "tile".*tile_size/);
+  });
+
+  it('checked against a UNet without a folder (what browser mode does with fetched files)', () => {
+    // two levels: one downsampling, so tiles must be even
+    const unet = new UNet2DConditionModel(
+      tinyUNetConfig({ stage: 'sr', size: 32, channels: [32, 32], textDim: 64 }),
+    );
+    expect(stageDefaultsFor({ sampler: 'ddim', tile_size: 16, tile_overlap: 8 }, 'u/g.json', unet)).toEqual({
+      sampler: 'ddim',
+      tiles: { tileSize: 16, overlap: 8 },
+    });
+    expect(() => stageDefaultsFor({ tile_size: 15 }, 'u/g.json', unet)).toThrow(
+      /^u\/g\.json: tiled UNet: tile size must be/,
+    );
+    expect(() => stageDefaultsFor({ steps: 4 }, 'u/g.json', unet)).toThrow(/u\/g\.json: unknown key "steps"/);
   });
 
   it('a folder whose tiles do not fit its UNet fails when loaded, naming the file', async () => {

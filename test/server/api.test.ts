@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +10,7 @@ import { ImagenError } from '../../src/engine/errors.js';
 import { buildApp } from '../../src/server/app.js';
 import { type GenerateHooks, type Generator, PipelineGenerator } from '../../src/server/generator.js';
 import { InProcessQueue } from '../../src/server/memory_queue.js';
-import { writeTinyModel } from '../../src/server/tiny_model.js';
+import { writeTinyModel, writeTinySrModel } from '../../src/server/tiny_model.js';
 import type { GenerateParams, JobInfo, ModelInfo } from '../../src/server/types.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: JSON off the wire; the assertions check its shape.
@@ -303,6 +303,7 @@ describe('imagen serve API (in-process queue)', () => {
         '/v1/models',
         '/v1/browser',
         '/v1/browser/model/{path}',
+        '/v1/browser/sr/{path}',
         '/browser.js',
         '/ort/{file}',
       ].sort(),
@@ -477,8 +478,70 @@ describe('with a real (tiny, untrained) pipeline folder', () => {
       '/v1/browser/model/unet/../../x',
       '/ort/..%2Fpackage.json',
       '/ort/evil.js',
+      // stage I alone: no stage II files, and the page is not told of one
+      '/v1/browser/sr/unet/config.json',
     ])
       expect((await fetch(`${base}${path}`)).status, path).toBe(404);
+    expect(await (await fetch(`${base}/v1/browser`)).json()).not.toHaveProperty('sr_model_files');
+  });
+
+  it('browser mode with a stage II: serves its files under their own prefix; the size cap counts both stages', async () => {
+    await writeTinySrModel(join(dir, 'tiny-sr'));
+    const with2 = buildApp({
+      queue,
+      browserModelDir: join(dir, 'tiny'),
+      browserSrModelDir: join(dir, 'tiny-sr'),
+    });
+    // Sparse copies: each stage under the 1.5 GB cap, the two together over it.
+    const big = join(dir, 'big');
+    for (const s of ['tiny', 'tiny-sr']) {
+      cpSync(join(dir, s), join(big, s), { recursive: true });
+      truncateSync(join(big, s, 'unet', 'diffusion_pytorch_model.safetensors'), 0.8e9);
+    }
+    const tooBig = buildApp({
+      queue,
+      browserModelDir: join(big, 'tiny'),
+      browserSrModelDir: join(big, 'tiny-sr'),
+    });
+    const bigBase = buildApp({ queue, browserModelDir: join(big, 'tiny') });
+    try {
+      const b2 = await listen(with2);
+      expect(await (await fetch(`${b2}/v1/browser`)).json()).toMatchObject({
+        available: true,
+        model_files: '/v1/browser/model/',
+        sr_model_files: '/v1/browser/sr/',
+      });
+      for (const [path, type] of [
+        ['/v1/browser/sr/image_noising_scheduler/scheduler_config.json', 'application/json'],
+        ['/v1/browser/sr/generation_config.json', 'application/json'],
+        ['/v1/browser/sr/text_encoder/model.safetensors', 'application/octet-stream'],
+        ['/v1/browser/model/unet/config.json', 'application/json'],
+      ] as const) {
+        const res = await fetch(`${b2}${path}`);
+        expect([res.status, res.headers.get('content-type')], path).toEqual([200, type]);
+      }
+      // the stage-II route serves the stage-II folder, not stage I's
+      const srUnet = (await (await fetch(`${b2}/v1/browser/sr/unet/config.json`)).json()) as Json;
+      expect([srUnet.sample_size, srUnet.in_channels]).toEqual([32, 6]);
+      for (const path of [
+        '/v1/browser/sr/model_index.json',
+        '/v1/browser/sr/..%2F..%2Ftiny%2Funet%2Fconfig.json',
+        '/v1/browser/sr/unet/../../tiny/unet/config.json',
+      ])
+        expect((await fetch(`${b2}${path}`)).status, path).toBe(404);
+
+      expect(await (await fetch(`${await listen(bigBase)}/v1/browser`)).json()).toMatchObject({
+        available: true,
+      });
+      expect(await (await fetch(`${await listen(tooBig)}/v1/browser`)).json()).toEqual({
+        available: false,
+        reason: 'the model is too large to run in a browser tab',
+      });
+    } finally {
+      await with2.close();
+      await tooBig.close();
+      await bigBase.close();
+    }
   });
 
   it('cancels a running generation at its next step', async () => {

@@ -1,7 +1,8 @@
 /**
  * The web page in real Chromium (playwright-core driving Debian's chromium): one full generation
- * through the page against a server running a tiny model, a screenshot, and a check that the
- * result is not blank. Skipped, with a message, where /usr/bin/chromium is missing;
+ * through the page against a server running a tiny cascade (stage I + II), a screenshot, and a
+ * check that the result is not blank; then browser mode, the same cascade run in the page and
+ * compared with the server's. Skipped, with a message, where /usr/bin/chromium is missing;
  * scripts/test-integration.sh installs it and runs this file.
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -14,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/server/app.js';
 import { PipelineGenerator } from '../../src/server/generator.js';
 import { InProcessQueue } from '../../src/server/memory_queue.js';
-import { writeTinyModel } from '../../src/server/tiny_model.js';
+import { writeTinyModel, writeTinySrModel } from '../../src/server/tiny_model.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const hasChromium = existsSync(CHROMIUM);
@@ -45,10 +46,16 @@ describe.skipIf(!hasChromium)('web page in Chromium', () => {
   let base = '';
 
   beforeAll(async () => {
+    // A cascade, as the shipped model: stage I 16×16 → stage II 32×32 (own text encoder, tiles).
     await writeTinyModel(join(dir, 'tiny'));
-    gen = await PipelineGenerator.load(join(dir, 'tiny'));
+    await writeTinySrModel(join(dir, 'tiny-sr'));
+    gen = await PipelineGenerator.load(join(dir, 'tiny'), { srModel: join(dir, 'tiny-sr') });
     queue = new InProcessQueue(gen);
-    app = buildApp({ queue, browserModelDir: join(dir, 'tiny') });
+    app = buildApp({
+      queue,
+      browserModelDir: join(dir, 'tiny'),
+      browserSrModelDir: join(dir, 'tiny-sr'),
+    });
     base = await app.listen({ host: '127.0.0.1', port: 0 });
     // A fresh profile directory per run: nothing cached from an earlier page version.
     browser = await chromium.launchPersistentContext(join(dir, 'profile'), {
@@ -125,7 +132,7 @@ describe.skipIf(!hasChromium)('web page in Chromium', () => {
     await page.close();
   });
 
-  it('browser mode: runs the model in the page (onnxruntime-web) and matches the server', async () => {
+  it('browser mode: runs the cascade in the page (onnxruntime-web) and matches the server', async () => {
     const page = await browser.newPage();
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
@@ -141,41 +148,74 @@ describe.skipIf(!hasChromium)('web page in Chromium', () => {
     await page.locator('details summary').click();
     await page.fill('#steps', '20');
     await page.fill('#seed', '9');
-    await page.click('#generate');
-    const card = page.locator('#gallery .card', { hasText: 'ran in this browser' }).first();
-    await card.waitFor({ state: 'visible', timeout: 90_000 });
-    expect(await page.locator('#message').textContent()).toMatch(/done in this browser/);
-    const src = (await card.locator('img').getAttribute('src'))!;
-    expect(src).toMatch(/^data:image\/png;base64,/);
-    const inPage = await sharp(Buffer.from(src.split(',')[1]!, 'base64'))
-      .removeAlpha()
-      .raw()
-      .toBuffer({ resolveWithObject: true });
-    expect([inPage.info.width, inPage.info.height]).toEqual([16, 16]);
-    expect(variance(inPage.data)).toBeGreaterThan(0);
-    await card.screenshot({ path: join(SHOTS, 'browser-mode.png') });
+    await page.evaluate(`
+      window.stageLabels = [];
+      const el = document.getElementById('stage');
+      new MutationObserver(() => window.stageLabels.push(el.textContent)).observe(el, { childList: true, characterData: true, subtree: true });
+    `);
 
-    // The same request on the server: same sampler and noise, another ONNX Runtime build, so the
-    // pixels agree up to float rounding.
-    const res = await fetch(`${base}/v1/generate`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ prompt: 'a green triangle', steps: 20, seed: 9, guidance_scale: 7 }),
-    });
-    const { id } = (await res.json()) as { id: string };
-    let images: string[] = [];
-    for (let i = 0; i < 600 && images.length === 0; i++) {
-      images = ((await (await fetch(`${base}/v1/jobs/${id}`)).json()) as { images: string[] }).images;
-      if (images.length === 0) await new Promise((r) => setTimeout(r, 50));
-    }
-    const server = await sharp(Buffer.from(await (await fetch(`${base}${images[0]}`)).arrayBuffer()))
-      .raw()
-      .toBuffer({ resolveWithObject: true });
-    let diff = 0;
-    for (let i = 0; i < server.data.length; i++)
-      diff = Math.max(diff, Math.abs(server.data[i]! - inPage.data[i]!));
-    console.log(`browser mode vs server: max pixel difference ${diff}/255`);
+    /** Generate in the page with the form as it is; the newest in-page result as raw RGB. */
+    const runInPage = async (n: number) => {
+      await page.click('#generate');
+      const cards = page.locator('#gallery .card', { hasText: 'ran in this browser' });
+      await expect.poll(() => cards.count(), { timeout: 120_000 }).toBe(n);
+      expect(await page.locator('#message').textContent()).toMatch(/done in this browser/);
+      const src = (await cards.first().locator('img').getAttribute('src'))!;
+      expect(src).toMatch(/^data:image\/png;base64,/);
+      return sharp(Buffer.from(src.split(',')[1]!, 'base64'))
+        .removeAlpha()
+        .raw()
+        .toBuffer({ resolveWithObject: true });
+    };
+    /** The same request on the server: same sampler and noise, another ONNX Runtime build. */
+    const runOnServer = async (extra: Record<string, unknown>) => {
+      const res = await fetch(`${base}/v1/generate`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ prompt: 'a green triangle', steps: 20, seed: 9, guidance_scale: 7, ...extra }),
+      });
+      const { id } = (await res.json()) as { id: string };
+      let images: string[] = [];
+      for (let i = 0; i < 1200 && images.length === 0; i++) {
+        images = ((await (await fetch(`${base}/v1/jobs/${id}`)).json()) as { images: string[] }).images;
+        if (images.length === 0) await new Promise((r) => setTimeout(r, 50));
+      }
+      return sharp(Buffer.from(await (await fetch(`${base}${images[0]}`)).arrayBuffer()))
+        .raw()
+        .toBuffer({ resolveWithObject: true });
+    };
+    const maxDiff = (a: Uint8Array, b: Uint8Array) => {
+      expect(a.length).toBe(b.length);
+      let d = 0;
+      for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i]! - b[i]!));
+      return d;
+    };
+
+    // The size the page offers first is the cascade's: stage I, then stage II with its folder's
+    // own text encoder, noise level, sampler and tiles, as the server samples it.
+    const cascade = await runInPage(1);
+    expect([cascade.info.width, cascade.info.height]).toEqual([32, 32]);
+    expect(variance(cascade.data)).toBeGreaterThan(0);
+    await page
+      .locator('#gallery .card')
+      .first()
+      .screenshot({ path: join(SHOTS, 'browser-mode.png') });
+    const labels = (await page.evaluate('window.stageLabels')) as string[];
+    expect(labels).toContain('in this browser: stage I: step 20 / 20');
+    expect(labels).toContain('in this browser: stage II: step 8 / 8');
+    const server = await runOnServer({});
+    expect([server.info.width, server.info.height]).toEqual([32, 32]);
+    const diff = maxDiff(server.data, cascade.data);
+    console.log(`browser mode vs server, stage I + II: max pixel difference ${diff}/255`);
     expect(diff).toBeLessThanOrEqual(3);
+
+    // Stage I's size alone, as the server's `size` does.
+    await page.selectOption('#size', '16');
+    const alone = await runInPage(2);
+    expect([alone.info.width, alone.info.height]).toEqual([16, 16]);
+    const diff1 = maxDiff((await runOnServer({ size: 16 })).data, alone.data);
+    console.log(`browser mode vs server, stage I alone: max pixel difference ${diff1}/255`);
+    expect(diff1).toBeLessThanOrEqual(3);
     expect(errors).toEqual([]);
     expect(foreign).toEqual([]);
     await page.close();

@@ -103,7 +103,7 @@ export function registerServe(program: Command): void {
         if (generator) worker = await startWorker(f.redis, generator, { resultsDir: f.results, log: say });
       } else queue = new InProcessQueue(generator!, { maxQueued: queueSize });
 
-      const app = buildApp({ queue, logger: !f.quiet, browserModelDir: model });
+      const app = buildApp({ queue, logger: !f.quiet, browserModelDir: model, browserSrModelDir: srModel });
       const address = await app.listen({ host: f.host, port });
       say(`imagen serve: ${address}/ (API: ${address}/openapi.json)`);
       await untilSignal();

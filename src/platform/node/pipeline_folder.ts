@@ -8,8 +8,8 @@ import { t5EncoderFloat32Bytes } from '../../models/t5/config.js';
 import { InMemoryT5Encoder, type T5Encoder, type T5TextEncoder } from '../../models/t5/t5_encoder.js';
 import type { UNetConfig } from '../../models/unet/config.js';
 import type { UNet2DConditionModel } from '../../models/unet/unet.js';
+import { stageDefaultsFor } from '../../pipelines/generation_config.js';
 import type { StageDefaults, StageModels } from '../../pipelines/text_to_image.js';
-import { checkUNetTileOptions, type UNetTileOptions, unetDownFactor } from '../../pipelines/tiled_unet.js';
 import type { TextTokenizer } from '../../text/tokenizer.js';
 import { isDirectory, readJson } from './config.js';
 import { atomicWriteFile, writeSafetensors } from './files.js';
@@ -164,64 +164,6 @@ export interface LoadedPipeline {
   defaults?: StageDefaults;
 }
 
-const GENERATION_KEYS: Record<string, keyof StageDefaults> = {
-  num_inference_steps: 'steps',
-  guidance_scale: 'guidanceScale',
-  sampler: 'sampler',
-  thresholding: 'thresholding',
-  noise_level: 'noiseLevel',
-};
-
-/** generation_config keys of `StageDefaults.tiles` (denoising on UNet tiles). */
-const TILE_KEYS: Record<string, keyof UNetTileOptions> = {
-  tile_size: 'tileSize',
-  tile_overlap: 'overlap',
-  tiles_per_call: 'tilesPerCall',
-};
-
-/**
- * `generation_config.json` (as transformers' file of that name): sampling defaults tuned for this
- * model, e.g. a small model that needs far fewer steps than IF's 100.
- */
-export function parseGenerationConfig(json: unknown, source: string): StageDefaults {
-  const fail = (m: string): never => {
-    throw new ImagenError('CONFIG_INVALID', `${source}: ${m}`);
-  };
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) return fail('expected a JSON object');
-  const out: Record<string, unknown> = {};
-  const tiles: UNetTileOptions = {};
-  for (const [k, v] of Object.entries(json)) {
-    if (k.startsWith('_') || k === 'comment') continue;
-    const tileField = TILE_KEYS[k];
-    if (tileField) {
-      if (!Number.isInteger(v) || (v as number) < (tileField === 'overlap' ? 0 : 1))
-        fail(`bad value for ${k}: ${JSON.stringify(v)}`);
-      tiles[tileField] = v as number;
-      continue;
-    }
-    const field = GENERATION_KEYS[k];
-    if (!field)
-      fail(
-        `unknown key "${k}" (known: ${[...Object.keys(GENERATION_KEYS), ...Object.keys(TILE_KEYS)].join(', ')})`,
-      );
-    const ok =
-      field === 'steps'
-        ? (Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 1000) || typeof v === 'string'
-        : field === 'sampler'
-          ? v === 'ddpm' || v === 'ddim'
-          : field === 'thresholding'
-            ? v === 'dynamic' || v === 'static' || v === 'none'
-            : typeof v === 'number' && Number.isFinite(v) && v >= 0;
-    if (!ok) fail(`bad value for ${k}: ${JSON.stringify(v)}`);
-    out[field!] = v;
-  }
-  if (Object.keys(tiles).length) {
-    if (tiles.tileSize === undefined) fail('tile_overlap and tiles_per_call need tile_size');
-    out.tiles = tiles;
-  }
-  return out as StageDefaults;
-}
-
 const OPTIONAL = ['safety_checker', 'feature_extractor', 'watermarker'];
 
 /** Load a diffusers IF pipeline folder (ours or DeepFloyd's), listing anything missing in one error. */
@@ -259,15 +201,7 @@ export async function loadPipelineFolder(
   };
   if (present.has('generation_config.json')) {
     const file = join(dir, 'generation_config.json');
-    loaded.defaults = parseGenerationConfig(await readJson(file), file);
-    const tiles = loaded.defaults.tiles;
-    if (tiles) {
-      try {
-        checkUNetTileOptions(tiles, unetDownFactor({ unet }));
-      } catch (e) {
-        throw new ImagenError('CONFIG_INVALID', `${file}: ${(e as Error).message}`, { cause: e });
-      }
-    }
+    loaded.defaults = stageDefaultsFor(await readJson(file), file, unet);
   }
   if (present.has('text_encoder')) {
     const teDir = join(dir, 'text_encoder');

@@ -4,7 +4,7 @@ const form = $('form');
 let current = null; // { id, events } of the server job being followed
 let browserInfo = null; // /v1/browser when the server offers browser mode
 let browserLib = null; // the bundled page-side pipeline (/browser.js), loaded on first use
-let browserModel = null; // the model built in this page, kept between runs
+let browserModel = null; // the cascade built in this page, kept between runs
 let browserAbort = null;
 // What the server fills in for steps / guidance (stage I's generation_config.json), shown as placeholders.
 let modelDefaults = { steps: 50, guidance_scale: 7 };
@@ -85,12 +85,16 @@ async function loadBrowserInfo() {
   }
 }
 
-/** Browser mode: the same pipeline, run in this page with onnxruntime-web. */
+/** Browser mode: the same cascade (stage I, and stage II when the server has one), run in this page. */
 async function runInBrowser(body) {
   browserLib ??= await import('/browser.js');
   if (!browserModel) {
     message('downloading the model into this page…');
-    browserModel = await browserLib.loadModel({ base: browserInfo.model_files, wasmPaths: browserInfo.ort });
+    browserModel = await browserLib.loadModel({
+      base: browserInfo.model_files,
+      sr: browserInfo.sr_model_files,
+      wasmPaths: browserInfo.ort,
+    });
   }
   const params = {
     prompt: body.prompt,
@@ -100,6 +104,8 @@ async function runInBrowser(body) {
     guidance_scale: body.guidance_scale ?? modelDefaults.guidance_scale,
     thresholding: body.thresholding,
     num_images: body.num_images ?? 1,
+    // The size select picks the stages, as it does for the server.
+    size: body.size,
   };
   browserAbort = new AbortController();
   $('live').hidden = false;
@@ -108,7 +114,7 @@ async function runInBrowser(body) {
     const images = await browserLib.generate(browserModel, params, {
       signal: browserAbort.signal,
       onProgress: (e) => {
-        $('stage').textContent = `in this browser: step ${e.step} / ${e.total}`;
+        $('stage').textContent = `in this browser: ${e.stage}: step ${e.step} / ${e.total}`;
         $('progress').max = e.total;
         $('progress').value = e.step;
         if (e.preview) $('preview').src = rgbToDataUrl(e.preview);
@@ -196,9 +202,7 @@ form.addEventListener('submit', async (e) => {
   e.preventDefault();
   busy(true);
   if ($('browser-mode').checked && browserInfo) {
-    const body = requestBody();
-    delete body.size; // the page runs stage I only
-    await runInBrowser(body).catch((err) => {
+    await runInBrowser(requestBody()).catch((err) => {
       busy(false);
       message(`browser mode failed: ${err?.message ?? err}`, true);
     });

@@ -1,11 +1,12 @@
 /**
  * Browser mode: the page runs the model itself with onnxruntime-web (WebGPU where the browser has
- * it, else WebAssembly). The same engine, sampler and pipeline code as the server; only the
- * backend (onnxruntime-web) and file access (fetch) differ. Bundled for the page by
- * src/server/browser_bundle.ts; compiled by tsc without DOM types, so it touches no DOM.
+ * it, else WebAssembly): stage I, then stage II when the server has one. The same engine, sampler,
+ * pipeline and folder-defaults code as the server; only the backend (onnxruntime-web) and file
+ * access (fetch) differ. Bundled for the page by src/server/browser_mode.ts; compiled by tsc
+ * without DOM types, so it touches no DOM.
  */
 import * as ort from 'onnxruntime-web';
-import { makeSchedule, parseSchedulerConfig, type Schedule } from '../../diffusion/schedule.js';
+import { makeSchedule, parseSchedulerConfig } from '../../diffusion/schedule.js';
 import type { DType } from '../../engine/dtype.js';
 import { ImagenError } from '../../engine/errors.js';
 import { NDArray } from '../../engine/ndarray.js';
@@ -15,8 +16,9 @@ import { bytesSource, SafetensorsFile } from '../../io/safetensors.js';
 import { parseT5Config } from '../../models/t5/config.js';
 import { InMemoryT5Encoder, T5Encoder } from '../../models/t5/t5_encoder.js';
 import { UNet2DConditionModel } from '../../models/unet/unet.js';
-import { generateImages } from '../../pipelines/text_to_image.js';
-import { createTokenizer, type TextTokenizer, type TokenizerFiles } from '../../text/tokenizer.js';
+import { stageDefaultsFor } from '../../pipelines/generation_config.js';
+import { generateImages, type StageModels, type TextModels } from '../../pipelines/text_to_image.js';
+import { createTokenizer, type TokenizerFiles } from '../../text/tokenizer.js';
 
 const ORT_TYPE: Partial<Record<DType, ort.Tensor.Type>> = {
   float32: 'float32',
@@ -67,19 +69,22 @@ class WebBackend implements Backend {
 
 export interface BrowserModel {
   rt: Runtime;
-  unet: UNet2DConditionModel;
-  schedule: Schedule;
-  encoder: InMemoryT5Encoder;
-  tokenizer: TextTokenizer;
-  maxLength: number;
-  size: number;
+  /** Stage I's text encoder: every stage without one of its own uses these embeddings. */
+  text: TextModels;
+  base: StageModels;
+  /** Stage II, with its folder's own text encoder when it has one (as the server's `stageModels`). */
+  sr?: StageModels;
+  /** The sides it can produce: stage I's, then stage II's (as the server's /v1/models). */
+  sizes: number[];
   backend: string;
 }
 
 export interface BrowserProgress {
+  /** 'stage I' or 'stage II': each stage counts its own steps. */
+  stage: string;
   step: number;
   total: number;
-  /** RGB bytes of x̂0 (first image), about ten times per run. */
+  /** RGB bytes of x̂0 (first image), about ten times per stage. */
   preview?: { width: number; height: number; data: Uint8Array };
 }
 
@@ -102,12 +107,59 @@ async function checkpoint(url: string) {
   return SafetensorsFile.open(bytesSource(url, await fetchBytes(url)));
 }
 
+/** A folder's text_encoder/ and tokenizer/ (`prefix`: the folder's URL); undefined when it has none. */
+async function loadText(prefix: string, rt: Runtime): Promise<TextModels | undefined> {
+  const config = await fetchJson(`${prefix}text_encoder/config.json`, true);
+  if (!config) return undefined;
+  const t5 = new T5Encoder(parseT5Config(config));
+  await t5.loadStateDict(await checkpoint(`${prefix}text_encoder/model.safetensors`), {
+    aliases: T5Encoder.ALIASES,
+  });
+
+  const files: TokenizerFiles = { source: `${prefix}tokenizer` };
+  const tc = await fetchJson(`${prefix}tokenizer/tokenizer_config.json`, true);
+  if (tc) files.tokenizerConfig = tc;
+  const sm = await fetchJson(`${prefix}tokenizer/special_tokens_map.json`, true);
+  if (sm) files.specialTokensMap = sm;
+  const tj = await fetchJson(`${prefix}tokenizer/tokenizer.json`, true);
+  if (tj) files.tokenizerJson = tj;
+  else {
+    const res = await fetch(`${prefix}tokenizer/spiece.model`);
+    if (res.ok) files.spieceModel = new Uint8Array(await res.arrayBuffer());
+  }
+  // The server's loader needs a tokenizer/ folder to use a stage's own encoder; so does this.
+  if (!tc && !tj && !files.spieceModel) return undefined;
+  const m = tc?.model_max_length;
+  return {
+    encoder: new InMemoryT5Encoder(t5, rt),
+    tokenizer: createTokenizer(files),
+    // As the server's loader: published T5 tokenizers say 512 or a sentinel; IF pads to 77.
+    maxLength: typeof m === 'number' && m >= 8 && m < 512 ? m : 77,
+  };
+}
+
+/** A stage's UNet, schedules and generation_config.json defaults (`prefix`: the folder's URL). */
+async function loadStage(prefix: string, sr: boolean): Promise<StageModels> {
+  const unet = new UNet2DConditionModel((await fetchJson(`${prefix}unet/config.json`))!);
+  await unet.loadStateDict(await checkpoint(`${prefix}unet/diffusion_pytorch_model.safetensors`));
+  const schedule = async (sub: string) =>
+    makeSchedule(parseSchedulerConfig(await fetchJson(`${prefix}${sub}/scheduler_config.json`)));
+  const stage: StageModels = { unet, schedule: await schedule('scheduler') };
+  if (sr) stage.imageNoisingSchedule = await schedule('image_noising_scheduler');
+  const generationConfig = await fetchJson(`${prefix}generation_config.json`, true);
+  if (generationConfig)
+    stage.defaults = stageDefaultsFor(generationConfig, `${prefix}generation_config.json`, unet);
+  return stage;
+}
+
 /**
- * Download the server's stage-I model (`base`: the URL prefix of its files) and build it here.
- * `wasmPaths`: where onnxruntime-web finds its .wasm files.
+ * Download the server's model and build it here: stage I from `base` and, when given, stage II
+ * from `sr` (the URL prefixes of their files). `wasmPaths`: where onnxruntime-web finds its .wasm
+ * files.
  */
 export async function loadModel(o: {
   base: string;
+  sr?: string;
   wasmPaths: string;
   webgpu?: boolean;
 }): Promise<BrowserModel> {
@@ -120,44 +172,29 @@ export async function loadModel(o: {
   const backend = new WebBackend(hasGpu ? ['webgpu', 'wasm'] : ['wasm']);
   const rt = new Runtime(backend);
 
-  const unet = new UNet2DConditionModel((await fetchJson(`${o.base}unet/config.json`))!);
-  const unetWeights = await checkpoint(`${o.base}unet/diffusion_pytorch_model.safetensors`);
-  await unet.loadStateDict(unetWeights);
-  const schedule = makeSchedule(
-    parseSchedulerConfig(await fetchJson(`${o.base}scheduler/scheduler_config.json`)),
-  );
-
-  const t5 = new T5Encoder(parseT5Config(await fetchJson(`${o.base}text_encoder/config.json`)));
-  await t5.loadStateDict(await checkpoint(`${o.base}text_encoder/model.safetensors`), {
-    aliases: T5Encoder.ALIASES,
-  });
-
-  const files: TokenizerFiles = { source: `${o.base}tokenizer` };
-  const tc = await fetchJson(`${o.base}tokenizer/tokenizer_config.json`, true);
-  if (tc) files.tokenizerConfig = tc;
-  const sm = await fetchJson(`${o.base}tokenizer/special_tokens_map.json`, true);
-  if (sm) files.specialTokensMap = sm;
-  const tj = await fetchJson(`${o.base}tokenizer/tokenizer.json`, true);
-  if (tj) files.tokenizerJson = tj;
-  else {
-    const res = await fetch(`${o.base}tokenizer/spiece.model`);
-    if (res.ok) files.spieceModel = new Uint8Array(await res.arrayBuffer());
+  const base = await loadStage(o.base, false);
+  const text = await loadText(o.base, rt);
+  if (!text) throw new ImagenError('NOT_FOUND', `${o.base}: stage I needs text_encoder/ and tokenizer/`);
+  let sr: StageModels | undefined;
+  if (o.sr) {
+    sr = await loadStage(o.sr, true);
+    const own = await loadText(o.sr, rt);
+    if (own) sr.text = own;
   }
-  const m = tc?.model_max_length;
   return {
     rt,
-    unet,
-    schedule,
-    encoder: new InMemoryT5Encoder(t5, rt),
-    tokenizer: createTokenizer(files),
-    // As the server's loader: published T5 tokenizers say 512 or a sentinel; IF pads to 77.
-    maxLength: typeof m === 'number' && m >= 8 && m < 512 ? m : 77,
-    size: unet.config.sample_size,
+    text,
+    base,
+    sr,
+    sizes: [base, ...(sr ? [sr] : [])].map((s) => s.unet.config.sample_size),
     backend: backend.name,
   };
 }
 
-/** Generate in the page; resolves to RGB images. */
+/**
+ * Generate in the page; resolves to RGB images. `size` picks the stages as the server's API does:
+ * stage II's side (or none) runs the whole cascade, stage I's side stops after stage I.
+ */
 export async function generate(
   model: BrowserModel,
   p: {
@@ -168,40 +205,45 @@ export async function generate(
     guidance_scale: number;
     thresholding?: 'dynamic' | 'static' | 'none';
     num_images?: number;
+    size?: number;
   },
   hooks: { onProgress?: (e: BrowserProgress) => void; signal?: AbortSignal } = {},
 ): Promise<{ width: number; height: number; data: Uint8Array }[]> {
-  const out = await generateImages(
-    model.rt,
-    { encoder: model.encoder, tokenizer: model.tokenizer, maxLength: model.maxLength },
-    { unet: model.unet, schedule: model.schedule },
-    undefined,
-    {
-      prompt: p.prompt,
-      negativePrompt: p.negative_prompt ?? '',
-      numImagesPerPrompt: p.num_images ?? 1,
-      seed: p.seed,
-      base: { steps: p.steps, guidanceScale: p.guidance_scale, thresholding: p.thresholding },
-      signal: hooks.signal,
-      onProgress: (e) => {
-        if (e.status !== 'step') return;
-        const k = Math.max(1, Math.ceil(e.total / 10));
-        let preview: BrowserProgress['preview'];
-        if (e.predOriginalSample && (e.step % k === 0 || e.step === e.total)) {
-          const [, c, h, w] = e.predOriginalSample.shape as [number, number, number, number];
-          const first = new NDArray(
-            'float32',
-            [1, c, h, w],
-            (e.predOriginalSample.toFloat32().data as Float32Array).subarray(0, c * h * w),
-          );
-          preview = tensorToImages(first)[0];
-        }
-        hooks.onProgress?.({ step: e.step, total: e.total, preview });
-        // The sampler awaits this: a macrotask break lets the page paint the progress and preview
-        // between steps (wasm runs on the page's thread).
-        return new Promise<void>((r) => setTimeout(r, 0));
-      },
+  if (p.size !== undefined && !model.sizes.includes(p.size))
+    throw new ImagenError(
+      'BAD_INPUT',
+      `size ${p.size} is not produced by this model; use ${model.sizes.join(' or ')}`,
+    );
+  const sr =
+    model.sr && (p.size === undefined || p.size === model.sr.unet.config.sample_size) ? model.sr : undefined;
+  const out = await generateImages(model.rt, model.text, model.base, sr, {
+    prompt: p.prompt,
+    negativePrompt: p.negative_prompt ?? '',
+    numImagesPerPrompt: p.num_images ?? 1,
+    seed: p.seed,
+    base: { steps: p.steps, guidanceScale: p.guidance_scale, thresholding: p.thresholding },
+    // As the server: the request's steps and guidance are stage I's; stage II samples with its
+    // folder's defaults.
+    sr: { thresholding: p.thresholding },
+    signal: hooks.signal,
+    onProgress: (e) => {
+      if (e.status !== 'step') return;
+      const k = Math.max(1, Math.ceil(e.total / 10));
+      let preview: BrowserProgress['preview'];
+      if (e.predOriginalSample && (e.step % k === 0 || e.step === e.total)) {
+        const [, c, h, w] = e.predOriginalSample.shape as [number, number, number, number];
+        const first = new NDArray(
+          'float32',
+          [1, c, h, w],
+          (e.predOriginalSample.toFloat32().data as Float32Array).subarray(0, c * h * w),
+        );
+        preview = tensorToImages(first)[0];
+      }
+      hooks.onProgress?.({ stage: e.stage, step: e.step, total: e.total, preview });
+      // The sampler awaits this: a macrotask break lets the page paint the progress and preview
+      // between steps (wasm runs on the page's thread).
+      return new Promise<void>((r) => setTimeout(r, 0));
     },
-  );
-  return tensorToImages(out.base);
+  });
+  return tensorToImages(out.sr ?? out.base);
 }
