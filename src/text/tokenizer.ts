@@ -61,6 +61,15 @@ export interface TextTokenizer {
 
 export const DEFAULT_MAX_LENGTH = 77;
 
+/**
+ * The prompt length a pipeline pads to, from its tokenizer_config.json: published T5 tokenizers say
+ * 512 or a huge sentinel there while IF pads to 77, so only a small model's own length is taken.
+ */
+export function maxTextLengthOf(tokenizerConfig: Record<string, unknown> | undefined): number {
+  const m = tokenizerConfig?.model_max_length;
+  return typeof m === 'number' && m >= 8 && m < 512 ? m : DEFAULT_MAX_LENGTH;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Added (special) tokens: transformers' `tokens_trie.split` + lstrip/rstrip handling
 

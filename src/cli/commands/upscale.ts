@@ -15,6 +15,7 @@ import { createRuntime } from '../../platform/node/runtime.js';
 import { encodeSdx4Prompts, isSdx4Folder, loadSdx4Folder } from '../../platform/node/sdx4_folder.js';
 import { loadT5Encoder, resolveTextEncoderDirs } from '../../platform/node/t5_loader.js';
 import { loadTokenizer } from '../../platform/node/tokenizer_files.js';
+import { maxTextLengthOf } from '../../text/tokenizer.js';
 import { usageError } from '../errors.js';
 import {
   addCommonOptions,
@@ -50,8 +51,7 @@ async function maxLengthOf(tokenizerDir: string): Promise<number> {
     string,
     unknown
   >;
-  const m = tc.model_max_length;
-  return typeof m === 'number' && m >= 8 && m < 512 ? m : 77;
+  return maxTextLengthOf(tc);
 }
 
 export function registerUpscale(program: Command): void {

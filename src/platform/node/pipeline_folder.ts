@@ -10,7 +10,7 @@ import type { UNetConfig } from '../../models/unet/config.js';
 import type { UNet2DConditionModel } from '../../models/unet/unet.js';
 import { stageDefaultsFor } from '../../pipelines/generation_config.js';
 import type { StageDefaults, StageModels } from '../../pipelines/text_to_image.js';
-import type { TextTokenizer } from '../../text/tokenizer.js';
+import { maxTextLengthOf, type TextTokenizer } from '../../text/tokenizer.js';
 import { isDirectory, readJson } from './config.js';
 import { atomicWriteFile, writeSafetensors } from './files.js';
 import {
@@ -219,9 +219,7 @@ export async function loadPipelineFolder(
       string,
       unknown
     >;
-    const m = tc.model_max_length;
-    // Published T5 tokenizers say 512 or a huge sentinel; IF pads to 77.
-    if (typeof m === 'number' && m >= 8 && m < 512) loaded.maxTextLength = m;
+    loaded.maxTextLength = maxTextLengthOf(tc);
   }
   return loaded;
 }

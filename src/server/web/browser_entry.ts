@@ -18,7 +18,7 @@ import { InMemoryT5Encoder, T5Encoder } from '../../models/t5/t5_encoder.js';
 import { UNet2DConditionModel } from '../../models/unet/unet.js';
 import { stageDefaultsFor } from '../../pipelines/generation_config.js';
 import { generateImages, type StageModels, type TextModels } from '../../pipelines/text_to_image.js';
-import { createTokenizer, type TokenizerFiles } from '../../text/tokenizer.js';
+import { createTokenizer, maxTextLengthOf, type TokenizerFiles } from '../../text/tokenizer.js';
 
 const ORT_TYPE: Partial<Record<DType, ort.Tensor.Type>> = {
   float32: 'float32',
@@ -129,12 +129,10 @@ async function loadText(prefix: string, rt: Runtime): Promise<TextModels | undef
   }
   // The server's loader needs a tokenizer/ folder to use a stage's own encoder; so does this.
   if (!tc && !tj && !files.spieceModel) return undefined;
-  const m = tc?.model_max_length;
   return {
     encoder: new InMemoryT5Encoder(t5, rt),
     tokenizer: createTokenizer(files),
-    // As the server's loader: published T5 tokenizers say 512 or a sentinel; IF pads to 77.
-    maxLength: typeof m === 'number' && m >= 8 && m < 512 ? m : 77,
+    maxLength: maxTextLengthOf(tc),
   };
 }
 
