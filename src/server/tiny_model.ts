@@ -5,24 +5,31 @@ import { atomicWriteFile } from '../platform/node/files.js';
 import { savePipelineFolder } from '../platform/node/pipeline_folder.js';
 import { ifSchedulerConfig, tinyTextEncoderConfig, tinyUNetConfig } from '../train/config.js';
 
+/** An untrained stage with its own byte-level text encoder (the part both tiny folders share). */
+async function writeTinyStage(dir: string, stage: 'base' | 'sr', size: number, seed: number): Promise<void> {
+  const text = tinyTextEncoderConfig(64, 1);
+  const unet = new UNet2DConditionModel(
+    tinyUNetConfig({ stage, size, channels: [32, 32], textDim: 64 }),
+  ).initialize(seed);
+  await savePipelineFolder(dir, {
+    stage,
+    unet,
+    textEncoder: { module: new T5Encoder(text).initialize(seed + 1), configJson: text },
+    tokenizer: { type: 'byt5', maxLength: 16 },
+    scheduler: ifSchedulerConfig(stage === 'base' ? 1.5 : 1.0),
+    ...(stage === 'sr'
+      ? { imageNoisingScheduler: { _class_name: 'DDPMScheduler', beta_schedule: 'squaredcos_cap_v2' } }
+      : {}),
+  });
+}
+
 /**
  * Write an untrained 16×16 stage-I pipeline folder (about 1 MB, a second to write): enough to
  * exercise the server, the workers and the page end to end — through the same loader as a real
  * checkpoint — without a download. Its images are structured noise.
  */
 export async function writeTinyModel(dir: string, o: { size?: number; seed?: number } = {}): Promise<void> {
-  const seed = o.seed ?? 1;
-  const text = tinyTextEncoderConfig(64, 1);
-  const unet = new UNet2DConditionModel(
-    tinyUNetConfig({ stage: 'base', size: o.size ?? 16, channels: [32, 32], textDim: 64 }),
-  ).initialize(seed);
-  await savePipelineFolder(dir, {
-    stage: 'base',
-    unet,
-    textEncoder: { module: new T5Encoder(text).initialize(seed + 1), configJson: text },
-    tokenizer: { type: 'byt5', maxLength: 16 },
-    scheduler: ifSchedulerConfig(1.5),
-  });
+  await writeTinyStage(dir, 'base', o.size ?? 16, o.seed ?? 1);
 }
 
 /**
@@ -32,20 +39,8 @@ export async function writeTinyModel(dir: string, o: { size?: number; seed?: num
  * the cascade goes through every part the shipped stage II uses.
  */
 export async function writeTinySrModel(dir: string, o: { size?: number; seed?: number } = {}): Promise<void> {
-  const seed = o.seed ?? 5;
   const size = o.size ?? 32;
-  const text = tinyTextEncoderConfig(64, 1);
-  const unet = new UNet2DConditionModel(
-    tinyUNetConfig({ stage: 'sr', size, channels: [32, 32], textDim: 64 }),
-  ).initialize(seed);
-  await savePipelineFolder(dir, {
-    stage: 'sr',
-    unet,
-    textEncoder: { module: new T5Encoder(text).initialize(seed + 1), configJson: text },
-    tokenizer: { type: 'byt5', maxLength: 16 },
-    scheduler: ifSchedulerConfig(1.0),
-    imageNoisingScheduler: { _class_name: 'DDPMScheduler', beta_schedule: 'squaredcos_cap_v2' },
-  });
+  await writeTinyStage(dir, 'sr', size, o.seed ?? 5);
   const generationConfig = {
     num_inference_steps: 8,
     guidance_scale: 1,
