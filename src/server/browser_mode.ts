@@ -91,12 +91,13 @@ export async function registerBrowserMode(
   srModelDir?: string,
 ): Promise<void> {
   const ort = ortDistDir();
-  const srBytes = srModelDir ? await modelBytes(srModelDir, SR_MODEL_FILES) : 0;
   const why = !modelDir
     ? 'this server has no local model (--model)'
     : !ort
       ? 'onnxruntime-web is not installed'
-      : (await modelBytes(modelDir, MODEL_FILES)) + srBytes > MAX_BROWSER_MODEL_BYTES
+      : (await modelBytes(modelDir, MODEL_FILES)) +
+            (srModelDir ? await modelBytes(srModelDir, SR_MODEL_FILES) : 0) >
+          MAX_BROWSER_MODEL_BYTES
         ? 'the model is too large to run in a browser tab'
         : undefined;
 

@@ -111,10 +111,6 @@ async function checkpoint(url: string) {
 async function loadText(prefix: string, rt: Runtime): Promise<TextModels | undefined> {
   const config = await fetchJson(`${prefix}text_encoder/config.json`, true);
   if (!config) return undefined;
-  const t5 = new T5Encoder(parseT5Config(config));
-  await t5.loadStateDict(await checkpoint(`${prefix}text_encoder/model.safetensors`), {
-    aliases: T5Encoder.ALIASES,
-  });
 
   const files: TokenizerFiles = { source: `${prefix}tokenizer` };
   const tc = await fetchJson(`${prefix}tokenizer/tokenizer_config.json`, true);
@@ -128,7 +124,12 @@ async function loadText(prefix: string, rt: Runtime): Promise<TextModels | undef
     if (res.ok) files.spieceModel = new Uint8Array(await res.arrayBuffer());
   }
   // The server's loader needs a tokenizer/ folder to use a stage's own encoder; so does this.
+  // Checked before the weights are downloaded, so a folder that cannot use them does not fetch them.
   if (!tc && !tj && !files.spieceModel) return undefined;
+  const t5 = new T5Encoder(parseT5Config(config));
+  await t5.loadStateDict(await checkpoint(`${prefix}text_encoder/model.safetensors`), {
+    aliases: T5Encoder.ALIASES,
+  });
   return {
     encoder: new InMemoryT5Encoder(t5, rt),
     tokenizer: createTokenizer(files),
