@@ -2,8 +2,8 @@
  * Does a stage-I model put things where the prompt says? "a red circle in the <corner> corner" for
  * the four corners, 16 seeds each (the same seeds for every corner, so a model that ignores the
  * position words draws the same picture four times and scores exactly 16 of 64). Scores where the
- * red pixels' centroid lies, prints a JSON line, and optionally writes a contact sheet (one column
- * per corner, the first four seeds).
+ * main object's centre lies (the eval checker's segmentation) and, apart, whether it is red; prints
+ * a JSON line, and optionally writes a contact sheet (one column per corner, the first four seeds).
  *
  *   npx tsx training/corner_check.ts MODEL_DIR WORK_DIR [SHEET.png]
  *   (MODEL_DIR: a pipeline folder, e.g. from training/snapshot.ts; WORK_DIR receives the samples)
@@ -12,6 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { contactSheet, type SheetItem } from '../src/eval/contact_sheet.js';
+import { analyzeImage } from '../src/eval/analyze.js';
 import type { RgbImage } from '../src/io/image.js';
 import { readImage, writePng } from '../src/platform/node/image.js';
 import { loadDejaVu } from '../src/platform/node/synth_render.js';
@@ -26,22 +27,15 @@ if (!model || !work) {
 }
 mkdirSync(work, { recursive: true });
 
-/** Centroid of the clearly red pixels as fractions of the side, or undefined when there are none. */
-function redCentroid(img: RgbImage): [number, number] | undefined {
-  let sx = 0;
-  let sy = 0;
-  let n = 0;
-  for (let y = 0; y < img.height; y++) {
-    for (let x = 0; x < img.width; x++) {
-      const o = (y * img.width + x) * 3;
-      if (img.data[o]! > 150 && img.data[o + 1]! < 100 && img.data[o + 2]! < 100) {
-        sx += x + 0.5;
-        sy += y + 0.5;
-        n++;
-      }
-    }
-  }
-  return n ? [sx / n / img.width, sy / n / img.height] : undefined;
+/**
+ * The main object as the checker sees it: the largest component that differs from the fitted
+ * background. Position is judged by its centre whatever its colour (a darker red still counts as
+ * placed), and its colour is reported apart.
+ */
+function mainObject(img: RgbImage): { cx: number; cy: number; red: boolean } | undefined {
+  const parts = analyzeImage(img).components;
+  const main = parts.reduce<(typeof parts)[number] | undefined>((m, c) => (!m || c.area > m.area ? c : m), undefined);
+  return main && { cx: main.cx, cy: main.cy, red: main.colour === 'red' };
 }
 
 interface Sample {
@@ -62,16 +56,17 @@ for (const corner of CORNERS) {
   const row: Sample[] = [];
   for (let i = 0; i < SEEDS; i++) {
     const image = await readImage(base.replace(/\.png$/, `-${i}.png`));
-    const c = redCentroid(image);
-    const pass = !!c && c[0] < 0.5 === corner.endsWith('left') && c[1] < 0.5 === corner.startsWith('top');
-    row.push({ image, red: !!c, pass });
+    const o = mainObject(image);
+    const pass = !!o && o.cx < 0.5 === corner.endsWith('left') && o.cy < 0.5 === corner.startsWith('top');
+    row.push({ image, red: !!o?.red, pass });
   }
   samples.push(row);
 }
 const all = samples.flat();
 const correct = all.filter((s) => s.pass).length;
-const withRed = all.filter((s) => s.red).length;
-console.log(JSON.stringify({ model, correct, withRed, of: all.length }));
+const red = all.filter((s) => s.red).length;
+const correctAndRed = all.filter((s) => s.pass && s.red).length;
+console.log(JSON.stringify({ model, correct, red, correctAndRed, of: all.length }));
 
 if (sheet) {
   const items: SheetItem[] = [];
