@@ -13,6 +13,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { contactSheet, type SheetItem } from '../src/eval/contact_sheet.js';
 import { analyzeImage } from '../src/eval/analyze.js';
+import { largest } from '../src/eval/checker.js';
 import type { RgbImage } from '../src/io/image.js';
 import { readImage, writePng } from '../src/platform/node/image.js';
 import { loadDejaVu } from '../src/platform/node/synth_render.js';
@@ -33,8 +34,7 @@ mkdirSync(work, { recursive: true });
  * placed), and its colour is reported apart.
  */
 function mainObject(img: RgbImage): { cx: number; cy: number; red: boolean } | undefined {
-  const parts = analyzeImage(img).components;
-  const main = parts.reduce<(typeof parts)[number] | undefined>((m, c) => (!m || c.area > m.area ? c : m), undefined);
+  const main = largest(analyzeImage(img).components);
   return main && { cx: main.cx, cy: main.cy, red: main.colour === 'red' };
 }
 

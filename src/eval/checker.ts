@@ -92,7 +92,8 @@ export function checkAnalysis(scene: Scene, a: Analysis): Verdicts {
   return v;
 }
 
-function largest(found: Detected[]): Detected | undefined {
+/** The largest component: a sign, or the main object of a one-object scene. */
+export function largest(found: readonly Detected[]): Detected | undefined {
   return found.reduce<Detected | undefined>((b, d) => (!b || d.area > b.area ? d : b), undefined);
 }
 
