@@ -40,6 +40,18 @@ export function parseNoiseLevel(v: string | undefined): number | undefined {
   return n;
 }
 
+/** Help of the back-projection flags (`--sr-back-projection`, upscale's `--back-projection`). */
+export const BACK_PROJECTION_HELP =
+  "on | off: correct the super-resolution output's colours towards its low-res input (one back-projection step: output + upsampled(low-res − downsampled output)) [default: the model's generation_config.json, else off]";
+
+/** An on/off flag, or undefined when not given (the model's default). */
+export function parseOnOff(v: string | undefined, flag: string): boolean | undefined {
+  if (v === undefined) return undefined;
+  if (v === 'on') return true;
+  if (v === 'off') return false;
+  throw usageError(`${flag} must be on or off, got "${v}"`);
+}
+
 /** An integer flag in [min, max]; blank is not 0. */
 export function intFlag(v: string, flag: string, min: number, max = Number.POSITIVE_INFINITY): number {
   const n = Number(v);

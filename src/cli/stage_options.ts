@@ -3,15 +3,17 @@
  * the two commands cannot drift apart; only the wording of some help lines is the command's own.
  */
 import type { Command } from 'commander';
-import type { ImageStageDefaults, ImageStageOptions } from '../pipelines/img2img.js';
+import type { ImageSrStageOptions, ImageStageDefaults, ImageStageOptions } from '../pipelines/img2img.js';
 import { type PipelineStageDefaults, stageGuidance } from '../pipelines/stage_run.js';
 import type { StageModels } from '../pipelines/text_to_image.js';
 import {
+  BACK_PROJECTION_HELP,
   type CommonFlags,
   type CommonOptions,
   folderDefault,
   parseNoiseLevel,
   parseNumber,
+  parseOnOff,
   parseSteps,
   parseStrength,
 } from './image_flags.js';
@@ -26,6 +28,7 @@ export interface StageFlags extends CommonFlags {
   guidance?: string;
   srGuidance?: string;
   noiseLevel?: string;
+  srBackProjection?: string;
 }
 
 /** A pipeline's defaults for both stages (`IF_IMG2IMG_DEFAULTS`, `IF_INPAINT_DEFAULTS`). */
@@ -53,12 +56,13 @@ export function addStageOptions(cmd: Command, d: TwoStageDefaults, help: StageHe
     .option('--sr-steps <n|preset>', `${help.srSteps} ${folderDefault(d.sr.steps)}`)
     .option('--guidance <f>', `stage-I classifier-free guidance scale ${folderDefault(d.base.guidanceScale)}`)
     .option('--sr-guidance <f>', `stage-II guidance scale ${folderDefault(d.sr.guidanceScale)}`)
-    .option('--noise-level <n>', `${help.noiseLevel} ${folderDefault(d.sr.noiseLevel)}`);
+    .option('--noise-level <n>', `${help.noiseLevel} ${folderDefault(d.sr.noiseLevel)}`)
+    .option('--sr-back-projection <on|off>', `stage II: ${BACK_PROJECTION_HELP}`);
 }
 
 export interface StageOptions {
   base: ImageStageOptions;
-  sr: ImageStageOptions & { noiseLevel?: number };
+  sr: ImageSrStageOptions;
 }
 
 /** Parse every stage flag, so that a typo fails before gigabytes of weights load. */
@@ -77,6 +81,7 @@ export function parseStageOptions(f: StageFlags, c: CommonOptions): StageOptions
     thresholding: c.thresholding,
     sampler: c.sampler,
     noiseLevel: parseNoiseLevel(f.noiseLevel),
+    backProjection: parseOnOff(f.srBackProjection, '--sr-back-projection'),
   };
   return { base, sr };
 }

@@ -15,6 +15,7 @@ const GENERATION_KEYS: Record<string, keyof StageDefaults> = {
   sampler: 'sampler',
   thresholding: 'thresholding',
   noise_level: 'noiseLevel',
+  back_projection: 'backProjection',
 };
 
 /** generation_config keys of `StageDefaults.tiles` (denoising on UNet tiles). */
@@ -53,7 +54,9 @@ export function parseGenerationConfig(json: unknown, source: string): StageDefau
           ? v === 'ddpm' || v === 'ddim'
           : field === 'thresholding'
             ? v === 'dynamic' || v === 'static' || v === 'none'
-            : typeof v === 'number' && Number.isFinite(v) && v >= 0;
+            : field === 'backProjection'
+              ? typeof v === 'boolean'
+              : typeof v === 'number' && Number.isFinite(v) && v >= 0;
     if (!ok) fail(`bad value for ${k}: ${JSON.stringify(v)}`);
     out[field!] = v;
   }

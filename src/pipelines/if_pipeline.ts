@@ -8,6 +8,7 @@ import { ImagenError } from '../engine/errors.js';
 import { NDArray } from '../engine/ndarray.js';
 import * as F from '../engine/ops/index.js';
 import type { Runtime } from '../engine/runtime.js';
+import { backProject } from './back_projection.js';
 import type { UNetRunner } from './unet_runner.js';
 
 /** Text conditioning for one batch: T5 states of the prompts and of the negative (unconditional) prompts. */
@@ -142,6 +143,8 @@ export interface SuperResolutionOptions extends DenoiseLoopOptions {
   imageNoisingSchedule: Schedule;
   /** Replay hook: recorded augmentation noise. */
   augmentationNoise?: NDArray;
+  /** Correct the output's low frequencies towards `lowRes` (back_projection.ts); default off, as IF. */
+  backProjection?: boolean;
 }
 
 /**
@@ -181,9 +184,10 @@ export async function superResolution(
   const levels = new Array(b).fill(o.noiseLevel);
   const upNoised = addNoise(up, augNoise, levels, o.imageNoisingSchedule);
   const classLabels = NDArray.i64([b], levels);
-  return runSampling(
+  const out = await runSampling(
     guidedDenoiser(runner, cond, o.guidanceScale, o.schedule, { image: upNoised, classLabels }),
     x,
     o,
   );
+  return o.backProjection ? backProject(rt, out, lowRes) : out;
 }

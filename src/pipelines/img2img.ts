@@ -10,6 +10,7 @@ import type { Runtime } from '../engine/runtime.js';
 import { imagesToTensor, type RgbImage } from '../io/image.js';
 import { encodePrompts } from '../models/t5/t5_encoder.js';
 import type { UNetConfig } from '../models/unet/config.js';
+import { backProject } from './back_projection.js';
 import type { ProgressEvent } from './events.js';
 import {
   type DenoiseLoopOptions,
@@ -18,7 +19,7 @@ import {
   type TextConditioning,
   upscaleBilinear,
 } from './if_pipeline.js';
-import { type PipelineStageDefaults, runStage, stageNoiseLevel } from './stage_run.js';
+import { type PipelineStageDefaults, runStage, stageBackProjection, stageNoiseLevel } from './stage_run.js';
 import type { StageModels, StageOptions, TextModels } from './text_to_image.js';
 import type { UNetRunner } from './unet_runner.js';
 
@@ -237,6 +238,12 @@ export interface ImagePipelineOptions {
 export interface ImageStageOptions extends StageOptions {
   /** How much of the schedule to run from the noised input, in (0, 1]. */
   strength?: number;
+}
+
+/** A super-resolution stage of the image-input pipelines: noise level and back-projection on top. */
+export interface ImageSrStageOptions extends ImageStageOptions {
+  noiseLevel?: number;
+  backProjection?: boolean;
 }
 
 /** Encode (or take) the prompt embeddings and repeat them per image, as `generateImages` does. */
@@ -497,7 +504,7 @@ export const IF_IMG2IMG_DEFAULTS = {
 export interface VaryOptions extends ImagePipelineOptions {
   image: RgbImage;
   base?: ImageStageOptions;
-  sr?: ImageStageOptions & { noiseLevel?: number };
+  sr?: ImageSrStageOptions;
 }
 
 /** The warning when an input had to be resized: the model has only ever seen its own resolution. */
@@ -566,5 +573,8 @@ export async function varyImages(
         },
       }),
   );
-  return { base: baseOut, sr: srOut };
+  return {
+    base: baseOut,
+    sr: stageBackProjection(o.sr, sr) ? await backProject(rt, srOut, baseOut) : srOut,
+  };
 }

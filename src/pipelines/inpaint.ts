@@ -14,13 +14,16 @@ import { ImagenError } from '../engine/errors.js';
 import { NDArray } from '../engine/ndarray.js';
 import type { Runtime } from '../engine/runtime.js';
 import type { RgbImage } from '../io/image.js';
+import { backProject } from './back_projection.js';
 import type { DenoiseLoopOptions, TextConditioning } from './if_pipeline.js';
 import {
+  blendWithMask,
   checkEmbeddingWidth,
   checkStageUNet,
   denoiseFromImage,
   type GrayImage,
   type ImagePipelineOptions,
+  type ImageSrStageOptions,
   type ImageStageOptions,
   ifResizeTarget,
   imageForStage,
@@ -31,7 +34,7 @@ import {
   sizeNote,
   stageConditioning,
 } from './img2img.js';
-import { stageNoiseLevel } from './stage_run.js';
+import { stageBackProjection, stageNoiseLevel } from './stage_run.js';
 import type { StageModels, TextModels } from './text_to_image.js';
 import type { UNetRunner } from './unet_runner.js';
 
@@ -86,7 +89,7 @@ export interface InpaintOptions extends ImagePipelineOptions {
   /** Same size as `image`; white (≥ 128) = repaint, black = keep. */
   mask: GrayImage;
   base?: ImageStageOptions;
-  sr?: ImageStageOptions & { noiseLevel?: number };
+  sr?: ImageSrStageOptions;
 }
 
 /**
@@ -157,7 +160,10 @@ export async function inpaintImages(
         },
       }),
   );
-  return { base: baseOut, sr: srOut };
+  if (!stageBackProjection(o.sr, sr)) return { base: baseOut, sr: srOut };
+  // Corrected in the repainted region only: the kept region stays the input's pixels.
+  const corrected = await backProject(rt, srOut, baseOut);
+  return { base: baseOut, sr: blendWithMask(srOut, corrected, hiMask) };
 }
 
 // ---------------------------------------------------------------------------------------------

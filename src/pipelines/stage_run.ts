@@ -43,6 +43,14 @@ export function stageNoiseLevel(
   return opts?.noiseLevel ?? models.defaults?.noiseLevel ?? d.noiseLevel;
 }
 
+/** Back-projection of a super-resolution stage (back_projection.ts): the caller's, else the folder's, else off (IF). */
+export function stageBackProjection(
+  opts: { backProjection?: boolean } | undefined,
+  models: Pick<StageModels, 'defaults'>,
+): boolean {
+  return opts?.backProjection ?? models.defaults?.backProjection ?? false;
+}
+
 export interface StageRunContext {
   generator: Generator;
   signal?: AbortSignal;

@@ -17,7 +17,7 @@ import {
   textToImage,
 } from './if_pipeline.js';
 import type { SdUpscaleComponents } from './sd_upscale.js';
-import { type PipelineStageDefaults, runStage, stageNoiseLevel } from './stage_run.js';
+import { type PipelineStageDefaults, runStage, stageBackProjection, stageNoiseLevel } from './stage_run.js';
 import { runStage3, STAGE3_DEFAULTS } from './three_stage.js';
 import type { UNetTileOptions } from './tiled_unet.js';
 import type { UNetRunner } from './unet_runner.js';
@@ -42,6 +42,8 @@ export interface StageDefaults {
   sampler?: SamplerName;
   thresholding?: 'dynamic' | 'static' | 'none';
   noiseLevel?: number;
+  /** Super-resolution: correct the output's colours towards the low-res input (back_projection.ts). */
+  backProjection?: boolean;
   /** Denoise on overlapping tiles (a super-resolution stage trained on crops). */
   tiles?: UNetTileOptions;
 }
@@ -62,6 +64,12 @@ export interface StageOptions {
   tiles?: UNetTileOptions | false;
 }
 
+/** A super-resolution stage's options: noise-conditioning level and back-projection on top. */
+export interface SrStageOptions extends StageOptions {
+  noiseLevel?: number;
+  backProjection?: boolean;
+}
+
 export interface GenerateOptions {
   prompt: string | readonly string[];
   negativePrompt?: string;
@@ -69,7 +77,7 @@ export interface GenerateOptions {
   seed?: number;
   cleanCaption?: boolean;
   base?: StageOptions;
-  sr?: StageOptions & { noiseLevel?: number };
+  sr?: SrStageOptions;
   /**
    * Stage III (the SD ×4 upscaler) on stage II's output; needs a stage II. `load` is called only
    * after stage II has finished and released its UNet: it loads the upscaler and encodes the prompts
@@ -80,7 +88,7 @@ export interface GenerateOptions {
    * Stage III as Imagen has it: a third text-conditioned super-resolution UNet of the IF family
    * (e.g. one trained with `imagen train --stage sr` on 256 → 1024 crops), instead of `sr3`.
    */
-  sr3Stage?: { models: StageModels; options?: StageOptions & { noiseLevel?: number } };
+  sr3Stage?: { models: StageModels; options?: SrStageOptions };
   /** Precomputed embeddings (`imagen encode`), instead of running the text encoder. */
   embeddings?: TextConditioning;
   onProgress?: (e: ProgressEvent) => void | Promise<void>;
@@ -166,7 +174,7 @@ export async function generateImages(
     name: string,
     models: StageModels,
     lowRes: NDArray,
-    opts: (StageOptions & { noiseLevel?: number }) | undefined,
+    opts: SrStageOptions | undefined,
   ): Promise<NDArray> => {
     if (!models.imageNoisingSchedule)
       throw new ImagenError('CONFIG_INVALID', `the ${name} model has no image noising scheduler`);
@@ -183,6 +191,7 @@ export async function generateImages(
           ...common,
           noiseLevel: stageNoiseLevel(opts, models, IF_DEFAULTS.sr),
           imageNoisingSchedule: models.imageNoisingSchedule!,
+          backProjection: stageBackProjection(opts, models),
         },
       ),
     );

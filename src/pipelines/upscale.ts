@@ -21,7 +21,7 @@ import {
   runImageStage,
   sizeNote,
 } from './img2img.js';
-import { stageNoiseLevel } from './stage_run.js';
+import { stageBackProjection, stageNoiseLevel } from './stage_run.js';
 import { IF_DEFAULTS, type StageModels, type TextModels } from './text_to_image.js';
 
 /** IF's stage II is a ×4 upscaler (64 → 256); the low-res size is not stored in its folder. */
@@ -38,6 +38,8 @@ export interface UpscaleOptions extends ImagePipelineOptions {
   noiseLevel?: number;
   thresholding?: 'dynamic' | 'static' | 'none';
   sampler?: SamplerName;
+  /** Correct the output's colours towards the input (back_projection.ts); default: the folder's, else off. */
+  backProjection?: boolean;
 }
 
 /**
@@ -83,6 +85,7 @@ export async function upscaleImage(
         ...common,
         noiseLevel: stageNoiseLevel(o, sr, IF_DEFAULTS.sr),
         imageNoisingSchedule: sr.imageNoisingSchedule!,
+        backProjection: stageBackProjection(o, sr),
       }),
   );
 }

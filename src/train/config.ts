@@ -44,6 +44,7 @@ const HP_KEYS = {
   snr_gamma: 'snrGamma',
   high_noise_weight_cap: 'highNoiseWeightCap',
   max_aug_level: 'maxAugLevel',
+  color_augment_prob: 'colorAugmentProb',
   max_text_length: 'maxTextLength',
   train_text_encoder: 'trainTextEncoder',
   seed: 'seed',

@@ -9,6 +9,7 @@ import type { GradFunction, Runtime } from '../engine/runtime.js';
 import type { UNet2DConditionModel } from '../models/unet/unet.js';
 import { textPreprocessing } from '../text/clean_caption.js';
 import type { TextTokenizer } from '../text/tokenizer.js';
+import { colorAugment } from './color_augment.js';
 import { diffusionLoss, diffusionTables, qSample } from './diffusion_loss.js';
 import { EMA } from './ema.js';
 import { constantWithWarmup, cosineWithWarmup } from './lr.js';
@@ -37,6 +38,8 @@ export interface TrainHyperparameters {
   highNoiseWeightCap: number | null;
   /** Super-resolution stages: augmentation levels are drawn uniformly from [0, maxAugLevel). */
   maxAugLevel: number;
+  /** Super-resolution stages: share of examples whose hue is rotated (color_augment.ts); 0 = off. */
+  colorAugmentProb: number;
   maxTextLength: number;
   trainTextEncoder: boolean;
   seed: number;
@@ -55,6 +58,7 @@ export const DEFAULT_HYPERPARAMETERS: TrainHyperparameters = {
   snrGamma: null,
   highNoiseWeightCap: null,
   maxAugLevel: 500,
+  colorAugmentProb: 0,
   maxTextLength: 77,
   trainTextEncoder: true,
   seed: 0,
@@ -108,6 +112,15 @@ export class DiffusionTrainer {
     this.sr = unet.config.class_embed_type === 'timestep';
     if (this.sr && !parts.imageNoisingSchedule) {
       throw new ImagenError('CONFIG_INVALID', 'a super-resolution UNet needs an image noising schedule');
+    }
+    if (!(hp.colorAugmentProb >= 0 && hp.colorAugmentProb <= 1))
+      throw new ImagenError(
+        'CONFIG_INVALID',
+        `color_augment_prob must be in [0, 1], got ${hp.colorAugmentProb}`,
+      );
+    if (!this.sr && hp.colorAugmentProb > 0) {
+      // A base stage learns colours from the captions; rotating hues would teach it wrong ones.
+      throw new ImagenError('CONFIG_INVALID', 'color_augment_prob needs a super-resolution stage');
     }
     for (const p of textEncoder.parameters()) p.requiresGrad = hp.trainTextEncoder;
     this.params = [...unet.parameters(), ...textEncoder.parameters()];
@@ -169,9 +182,10 @@ export class DiffusionTrainer {
   }
 
   /** One optimisation step. Throws (leaving the weights untouched) when the loss is not finite. */
-  async trainStep(batch: Batch): Promise<StepStats> {
-    const b = batch.images.shape[0]!;
+  async trainStep(input: Batch): Promise<StepStats> {
+    const b = input.images.shape[0]!;
     const g = this.generator;
+    const batch = colorAugment(input, this.hp.colorAugmentProb, g);
     // Draw order is fixed: it is part of what makes resumed runs bit-identical.
     // The same IF caption cleaning the generate path applies, so training and sampling see one text.
     const captions = batch.captions.map((c) => (g.uniform() < this.hp.captionDropout ? '' : this.clean(c)));

@@ -365,6 +365,14 @@ describe('imagen upscale', () => {
     expect(readFileSync(tmp.file('up-folder.png')).equals(readFileSync(tmp.file('up-explicit.png')))).toBe(
       true,
     );
+    // --back-projection on changes the picture (towards the input's colours); a bad value is a usage error
+    const explicit = ['--steps', '2', '--guidance', '1', '--sampler', 'ddim', '--noise-level', '100'];
+    r = await upscale(folders.sr, tmp.file('up-bp.png'), ...explicit, '--back-projection', 'on');
+    expect(r.code, r.stderr).toBe(0);
+    expect(readFileSync(tmp.file('up-bp.png')).equals(readFileSync(tmp.file('up-explicit.png')))).toBe(false);
+    r = await upscale(folders.sr, tmp.file('up-bad.png'), ...explicit, '--back-projection', 'yes');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--back-projection must be on or off, got "yes"/);
     // without the folder's guidance_scale 1, IF-II's guidance 4 needs the negative embeddings
     r = await upscale(folders.sr, tmp.file('up-guided.png'), '--steps', '2');
     expect(r.code).toBe(2);

@@ -127,6 +127,18 @@ describe('inpainting on tiny IF folders', () => {
     }
     const again = await run(2);
     expect(Array.from(again.sr!.data as Float32Array)).toEqual(Array.from(r.sr!.data as Float32Array));
+    // Back-projection corrects the repainted region only: kept pixels stay the input's.
+    const bp = await inpaintImages(rt, tiny.text, stage(tiny.base), stage(tiny.sr), {
+      image: big,
+      mask: maskImg,
+      prompt: 'a blue circle',
+      seed: 2,
+      base: { steps: 4 },
+      sr: { steps: 5, backProjection: true },
+    });
+    const hiMask = maskForStage(maskImg, TINY_SR_SIZE);
+    expect(regionDiffs(bp.sr!, (await imageForStage(big, TINY_SR_SIZE)).tensor, hiMask).kept).toBe(0);
+    expect(regionDiffs(bp.sr!, r.sr!, hiMask).repainted).toBeGreaterThan(1e-3);
   });
 
   it('rejects a mask whose size differs from the image', async () => {

@@ -11,11 +11,11 @@ import type { T5TextEncoder } from '../../src/models/t5/t5_encoder.js';
 import { varyImages } from '../../src/pipelines/img2img.js';
 import { inpaintImages } from '../../src/pipelines/inpaint.js';
 import { generateImages } from '../../src/pipelines/text_to_image.js';
-import { openSafetensors } from '../../src/platform/node/files.js';
 import { loadPipelineFolder, openTextEncoder, stageModels } from '../../src/platform/node/pipeline_folder.js';
 import { createRuntime } from '../../src/platform/node/runtime.js';
 import { loadTokenizer } from '../../src/platform/node/tokenizer_files.js';
 import { parseTrainConfig, tinyTrainConfig } from '../../src/train/config.js';
+import { float32Tensors } from '../helpers/safetensors.js';
 import { writeShapesDataset } from '../helpers/shapes.js';
 
 let root: string;
@@ -39,16 +39,7 @@ const train = (args: string[]) =>
     ...args,
   ]);
 
-async function tensors(path: string): Promise<Map<string, Float32Array>> {
-  const f = await openSafetensors(path);
-  try {
-    const out = new Map<string, Float32Array>();
-    for (const k of f.keys()) out.set(k, (await f.get(k)).toFloat32().data as Float32Array);
-    return out;
-  } finally {
-    await f.close();
-  }
-}
+const tensors = float32Tensors;
 
 describe('super-resolution stage on crops with a frozen text encoder', () => {
   it('keeps the base encoder bit for bit, trains on crops, resumes exactly, and samples with its own encoder', async () => {

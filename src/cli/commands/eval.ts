@@ -27,7 +27,9 @@ import { shippedModel } from '../../platform/node/shipped_model.js';
 import { loadDejaVu } from '../../platform/node/synth_render.js';
 import { usageError } from '../errors.js';
 import {
+  BACK_PROJECTION_HELP,
   intFlag,
+  parseOnOff,
   parseSampler,
   parseSrTiles,
   SR_TILE_OVERLAP_HELP,
@@ -59,6 +61,7 @@ interface EvalFlags {
   srTileSize?: string;
   srTileOverlap?: string;
   noiseLevel?: string;
+  srBackProjection?: string;
   batch: string;
   fp16: boolean;
   quiet: boolean;
@@ -99,6 +102,7 @@ async function generateForItems(
   const srSampler = parseSampler(f.srSampler, '--sr-sampler') ?? sampler;
   const srTiles = parseSrTiles(f.srTileSize, f.srTileOverlap);
   const noiseLevel = f.noiseLevel === undefined ? undefined : intFlag(f.noiseLevel, '--noise-level', 0, 999);
+  const backProjection = parseOnOff(f.srBackProjection, '--sr-back-projection');
   const steps = f.steps === undefined ? undefined : intFlag(f.steps, '--steps', 1, 1000);
   const srSteps = f.srSteps === undefined ? undefined : intFlag(f.srSteps, '--sr-steps', 1, 1000);
   const srGuidance = floatFlag(f.srGuidance, '--sr-guidance', 0, 100);
@@ -129,6 +133,7 @@ async function generateForItems(
             thresholding: threshold,
             sampler: srSampler,
             noiseLevel,
+            backProjection,
             tiles: srTiles,
           },
         },
@@ -154,6 +159,7 @@ async function generateForItems(
       sampler: sampler ?? 'model default',
       srSampler: srSampler ?? 'model default',
       noiseLevel: noiseLevel ?? 'model default',
+      backProjection: backProjection ?? 'model default',
       srTiles: srTiles === undefined ? 'model default' : srTiles,
       batch,
     },
@@ -228,6 +234,7 @@ export function registerEval(program: Command): void {
       '--noise-level <n>',
       'stage-II noise-conditioning augmentation level [default: the model default]',
     )
+    .option('--sr-back-projection <on|off>', `stage II: ${BACK_PROJECTION_HELP}`)
     .option('--batch <n>', 'prompts generated together', '8')
     .option('--fp16', 'load *.fp16.safetensors weight variants', false)
     .option('--quiet', 'no progress output', false)

@@ -18,7 +18,9 @@ import {
 import { SHIPPED_MODEL_NAME, shippedModel } from '../../platform/node/shipped_model.js';
 import { usageError } from '../errors.js';
 import {
+  BACK_PROJECTION_HELP,
   parseNumber,
+  parseOnOff,
   parseSampler,
   parseSrTiles,
   parseSteps,
@@ -49,6 +51,7 @@ interface GenerateFlags {
   numImages: string;
   negativePrompt: string;
   noiseLevel?: string;
+  srBackProjection?: string;
   sampler?: string;
   srSampler?: string;
   srTileSize?: string;
@@ -122,6 +125,7 @@ export function registerGenerate(program: Command): void {
       '--noise-level <n>',
       "stage-II noise-conditioning augmentation level 0..999 [default: 250, or the model's]",
     )
+    .option('--sr-back-projection <on|off>', `stage II: ${BACK_PROJECTION_HELP}`)
     .option('--sampler <name>', "ddpm | ddim [default: ddpm, or the model's generation_config.json]")
     .option('--sr-sampler <name>', 'stage-II sampler: ddpm | ddim [default: --sampler, or the model default]')
     .option('--sr-tile-size <px>', SR_TILE_SIZE_HELP)
@@ -160,6 +164,7 @@ export function registerGenerate(program: Command): void {
       const noiseLevel = parseNumber(f.noiseLevel, '--noise-level', 0, 999);
       if (noiseLevel !== undefined && !Number.isInteger(noiseLevel))
         throw usageError('--noise-level must be an integer');
+      const backProjection = parseOnOff(f.srBackProjection, '--sr-back-projection');
       const variant = f.fp16 ? { variant: 'fp16' as const } : {};
       if (!f.model) {
         const shipped = shippedModel();
@@ -319,6 +324,7 @@ export function registerGenerate(program: Command): void {
             thresholding: f.threshold as 'dynamic' | undefined,
             sampler: srSampler,
             noiseLevel,
+            backProjection,
             tiles: srTiles,
           },
           ...(stages >= 3 && sr3IsIf

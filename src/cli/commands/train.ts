@@ -22,6 +22,8 @@ interface TrainFlags {
   resume: boolean;
   cropSize?: string;
   highNoiseWeightCap?: string;
+  colorAugment?: string;
+  initFrom?: string;
   checkpointEvery: string;
   quiet: boolean;
   json: boolean;
@@ -80,6 +82,14 @@ export function registerTrain(program: Command): void {
       '--high-noise-weight-cap <f>',
       'weigh each example so its x0 error counts as in v-prediction (SNR + 1), at most F times its plain weight: ε-prediction otherwise all but ignores the high-noise steps where layout is decided; 0 = off (overrides the config; kept by --resume)',
     )
+    .option(
+      '--color-augment <p>',
+      'super-resolution: rotate the hue of this share of examples (image and low-res alike, caption dropped), so the stage carries colours it never saw through from its input; 0 = off (overrides the config; kept by --resume)',
+    )
+    .option(
+      '--init-from <dir>',
+      "start a new run from this pipeline folder's weights (fine-tuning: its UNet and text encoder; optimizer and EMA start fresh) instead of random ones",
+    )
     .option('--resume', 'continue from OUT/checkpoint, bit-identical to an uninterrupted run', false)
     .option('--checkpoint-every <n>', 'steps between checkpoints', '500')
     .option('--quiet', 'no progress bar or messages', false)
@@ -88,11 +98,14 @@ export function registerTrain(program: Command): void {
       'after',
       '\nExamples:\n  imagen train --data shapes/ --out my-model --steps 2000\n' +
         '  imagen train --data shapes/ --out my-sr --stage sr --steps 1000\n  imagen train --data shapes/ --out my-model --resume\n' +
-        '  imagen train --data shapes/ --data more-relations/ --out my-model --resume   # continue on a mix',
+        '  imagen train --data shapes/ --data more-relations/ --out my-model --resume   # continue on a mix\n' +
+        '  imagen train --data pairs/ --config sr.json --init-from my-sr --out my-sr-ft --color-augment 0.5   # fine-tune',
     )
     .action(async (f: TrainFlags) => {
       if (f.stage !== 'base' && f.stage !== 'sr')
         throw usageError(`--stage must be base or sr, got "${f.stage}"`);
+      if (f.initFrom && f.resume)
+        throw usageError('--init-from starts a new run from a model; --resume continues a run: give one');
       const say = logger(f.quiet);
       const config = f.config
         ? resolveConfigPaths(parseTrainConfig(await readJson(f.config), f.config), dirname(f.config))
@@ -144,6 +157,8 @@ export function registerTrain(program: Command): void {
           resume: f.resume,
           cropSize: posInt(f.cropSize, '--crop-size'),
           highNoiseWeightCap: weightCap(f.highNoiseWeightCap),
+          colorAugmentProb: probability(f.colorAugment, '--color-augment'),
+          initFrom: f.initFrom,
           checkpointEvery: posInt(f.checkpointEvery, '--checkpoint-every'),
           runtime: createRuntime(),
           stopSignal: stop,
@@ -181,4 +196,12 @@ function weightCap(v: string | undefined): number | undefined {
   if (v.trim() === '' || !Number.isFinite(cap) || (cap !== 0 && cap < 1))
     throw usageError(`--high-noise-weight-cap must be 0 (off) or a number ≥ 1, got "${v}"`);
   return cap;
+}
+
+function probability(v: string | undefined, flag: string): number | undefined {
+  if (v === undefined) return undefined;
+  const p = Number(v);
+  if (v.trim() === '' || !(p >= 0 && p <= 1))
+    throw usageError(`${flag} must be a number in [0, 1], got "${v}"`);
+  return p;
 }

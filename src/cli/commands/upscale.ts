@@ -19,12 +19,14 @@ import { maxTextLengthOf } from '../../text/tokenizer.js';
 import { usageError } from '../errors.js';
 import {
   addCommonOptions,
+  BACK_PROJECTION_HELP,
   type CommonFlags,
   type CommonOptions,
   folderDefault,
   parseCommon,
   parseNoiseLevel,
   parseNumber,
+  parseOnOff,
   parseSteps,
   requirePrompt,
 } from '../image_flags.js';
@@ -42,6 +44,7 @@ interface UpscaleFlags extends CommonFlags {
   steps?: string;
   guidance?: string;
   noiseLevel?: string;
+  backProjection?: string;
   lowResSize?: string;
 }
 
@@ -79,6 +82,7 @@ export function registerUpscale(program: Command): void {
       '--noise-level <n>',
       `noise-conditioning augmentation level 0..999: higher hides more input artefacts ${folderDefault(d.noiseLevel)}; SD x4 upscaler: ${SD_UPSCALE_DEFAULTS.noiseLevel}`,
     )
+    .option('--back-projection <on|off>', `IF-style models: ${BACK_PROJECTION_HELP}`)
     .option('--tiled', `SD x4 upscaler only: ${TILED_HELP}`, false)
     .option('--tile-size <px>', `SD x4 upscaler only: ${TILE_SIZE_HELP}`)
     .option(
@@ -101,6 +105,7 @@ export function registerUpscale(program: Command): void {
         throw usageError('--tiled and --tile-size are for the SD x4 upscaler (a latent model)');
       const prompt = requirePrompt(f);
       const noiseLevel = parseNoiseLevel(f.noiseLevel);
+      const backProjection = parseOnOff(f.backProjection, '--back-projection');
       const steps = parseSteps(f.steps);
       const guidance = parseNumber(f.guidance, '--guidance', 0, 100);
       const lowResSize = parseNumber(f.lowResSize, '--low-res-size', 1, 4096);
@@ -141,6 +146,7 @@ export function registerUpscale(program: Command): void {
           steps,
           guidanceScale: guidance,
           noiseLevel,
+          backProjection,
           lowResSize,
           thresholding: c.thresholding,
           sampler: c.sampler,
@@ -174,6 +180,8 @@ async function upscaleSdx4(
     );
   if (f.lowResSize !== undefined)
     throw usageError('--low-res-size is for IF-II models; the SD x4 upscaler takes any size');
+  if (f.backProjection !== undefined)
+    throw usageError('--back-projection is for IF-style (pixel) super-resolution models');
   const noiseLevel = parseNoiseLevel(f.noiseLevel) ?? SD_UPSCALE_DEFAULTS.noiseLevel;
   if (noiseLevel > SD_UPSCALE_DEFAULTS.maxNoiseLevel)
     throw usageError(

@@ -77,6 +77,32 @@ export function resizeBilinear(x: Tensor, outH: number, outW: number, alignCorne
   return y;
 }
 
+/**
+ * The [out, in] matrix of 1-D area resampling (F.interpolate mode="area" when `in` is a multiple
+ * of `out`; any ratio otherwise): output cell o averages input span [o·in/out, (o+1)·in/out),
+ * input pixels cut by a cell edge weighted by the part inside.
+ */
+export function areaMatrix(inSize: number, outSize: number): NDArray {
+  const m = new Float32Array(outSize * inSize);
+  const span = inSize / outSize;
+  for (let o = 0; o < outSize; o++) {
+    const a = o * span;
+    const b = (o + 1) * span;
+    for (let i = Math.floor(a); i < Math.min(Math.ceil(b), inSize); i++)
+      m[o * inSize + i] = (Math.min(b, i + 1) - Math.max(a, i)) / span;
+  }
+  return NDArray.f32([outSize, inSize], m);
+}
+
+/** Area (box-filter) downsampling of [N, C, H, W] to [N, C, outH, outW], any ratio. */
+export function resizeArea(x: Tensor, outH: number, outW: number): Tensor {
+  const [, , h, w] = x.shape as [number, number, number, number];
+  let y = x;
+  if (w !== outW) y = matmul(y, transpose(x.trace.constant(areaMatrix(w, outW))));
+  if (h !== outH) y = matmul(x.trace.constant(areaMatrix(h, outH)), y);
+  return y;
+}
+
 /** Average pooling with kernel = stride = k and no padding (F.avg_pool2d(x, k)). */
 export function avgPool2d(x: Tensor, k = 2): Tensor {
   const [n, c, h, w] = x.shape as [number, number, number, number];

@@ -8,6 +8,7 @@ import type { Parameter } from '../../engine/parameter.js';
 import type { Runtime } from '../../engine/runtime.js';
 import { T5Encoder } from '../../models/t5/t5_encoder.js';
 import { UNet2DConditionModel } from '../../models/unet/unet.js';
+import type { Module } from '../../nn/module.js';
 import { ByT5Tokenizer } from '../../text/byt5.js';
 import type { TextTokenizer } from '../../text/tokenizer.js';
 import { hyperparameters, parseTrainConfig, type TrainConfig } from '../../train/config.js';
@@ -16,7 +17,7 @@ import { EMA_STEP_KEY } from '../../train/ema.js';
 import { DiffusionTrainer, type StepStats, type TrainHyperparameters } from '../../train/trainer.js';
 import { readJson } from './config.js';
 import { ImageDataset } from './dataset.js';
-import { atomicWriteFile, openSafetensors, writeSafetensors } from './files.js';
+import { atomicWriteFile, openCheckpoint, openSafetensors, writeSafetensors } from './files.js';
 import { savePipelineFolder } from './pipeline_folder.js';
 import { loadT5EncoderModule } from './t5_loader.js';
 import { loadTokenizer } from './tokenizer_files.js';
@@ -39,6 +40,14 @@ export interface TrainRunOptions {
    * Kept in the checkpoint like `cropSize`: the objective is part of what the run is.
    */
   highNoiseWeightCap?: number;
+  /** Share of super-resolution examples with rotated hues (color_augment.ts); kept like `cropSize`. */
+  colorAugmentProb?: number;
+  /**
+   * A new run starts from this pipeline folder's weights (fine-tuning) instead of random ones: its
+   * UNet (config and weights) and its text encoder (trained on with the UNet, or the frozen encoder
+   * of a stage whose config names `text_encoder_from`). AdamW and EMA start fresh.
+   */
+  initFrom?: string;
   checkpointEvery?: number;
   runtime: Runtime;
   onStep?: (s: StepStats & { imagesPerSecond: number; maxSteps: number }) => void;
@@ -249,9 +258,52 @@ async function loadFrozenEncoder(
     );
   }
   const module = await loadT5EncoderModule(teDir);
+  toFloat32(module.parameters());
   return Object.assign(module, {
     configJson: (await readJson(join(teDir, 'config.json'))) as Record<string, unknown>,
   });
+}
+
+/**
+ * The run's config with `dir`'s UNet config and text encoder in place of the file's: the weights
+ * loaded next must fit. A stage with a frozen encoder takes the folder's own encoder as that.
+ */
+async function configFromPipeline(cfg: TrainConfig, dir: string): Promise<TrainConfig> {
+  if (!(await exists(join(dir, 'unet', 'config.json'))))
+    throw new ImagenError('NOT_FOUND', `init-from: ${dir} has no unet/config.json (not a pipeline folder)`);
+  const unet = (await readJson(join(dir, 'unet', 'config.json'))) as Record<string, unknown>;
+  if (cfg.text_encoder_from) return { ...cfg, unet, text_encoder_from: dir };
+  const te = join(dir, 'text_encoder', 'config.json');
+  if (!(await exists(te)))
+    throw new ImagenError('NOT_FOUND', `init-from: ${dir} has no text_encoder/config.json`);
+  return { ...cfg, unet, text_encoder: (await readJson(te)) as Record<string, unknown> };
+}
+
+/** Load a model folder's weights (fp32 or fp16 file) into `module` as float32 training values. */
+async function loadTrainableWeights(module: Module, dir: string): Promise<void> {
+  const open = async () => {
+    try {
+      return await openCheckpoint(dir);
+    } catch (e) {
+      if (e instanceof ImagenError && e.code === 'NOT_FOUND') return openCheckpoint(dir, { variant: 'fp16' });
+      throw e;
+    }
+  };
+  const ckpt = await open();
+  try {
+    await module.loadStateDict(ckpt);
+  } catch (e) {
+    throw new ImagenError('WEIGHTS_MISMATCH', `init-from ${dir}: ${(e as Error).message}`, { cause: e });
+  } finally {
+    await ckpt.close();
+  }
+  toFloat32(module.parameters());
+}
+
+/** Training keeps float32 values: AdamW updates them in place, and the graph feeds them as float32. */
+function toFloat32(params: readonly Parameter[]): void {
+  for (const p of params)
+    if (p.value && p.value.dtype !== 'float32') p.set(new NDArray('float32', p.shape, p.data));
 }
 
 /**
@@ -276,6 +328,13 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
     const cap = o.highNoiseWeightCap === 0 ? null : o.highNoiseWeightCap;
     cfg = { ...cfg, train: { ...cfg.train, high_noise_weight_cap: cap } };
   }
+  if (o.colorAugmentProb !== undefined)
+    cfg = { ...cfg, train: { ...cfg.train, color_augment_prob: o.colorAugmentProb } };
+  if (o.initFrom) {
+    if (state)
+      throw new ImagenError('BAD_INPUT', 'init-from starts a new run; a resumed run keeps its own weights');
+    cfg = await configFromPipeline(cfg, o.initFrom);
+  }
   let frozenEncoder: (T5Encoder & { configJson: Record<string, unknown> }) | undefined;
   if (cfg.text_encoder_from && !state) {
     frozenEncoder = await loadFrozenEncoder(cfg);
@@ -297,6 +356,11 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
     cfg.stage === 'sr' ? makeSchedule(parseSchedulerConfig(cfg.image_noising_scheduler ?? {})) : undefined;
   unet.initialize(hp.seed);
   if (!frozenEncoder) textEncoder.initialize(hp.seed + 1);
+  if (o.initFrom && !state) {
+    await loadTrainableWeights(unet, join(o.initFrom, 'unet'));
+    if (!frozenEncoder) await loadTrainableWeights(textEncoder, join(o.initFrom, 'text_encoder'));
+    say(`initialised from ${o.initFrom}`);
+  }
   const data = await ImageDataset.load(
     o.dataDir,
     cfg.resolution,
