@@ -35,8 +35,8 @@ export async function writeTinyModel(dir: string, o: { size?: number; seed?: num
 /**
  * An untrained stage II for `writeTinyModel` (16 → 32 by default), laid out as the shipped one
  * (models/imagen-ts-shapes/sr): its own text encoder and tokenizer, an image noising scheduler, and
- * a generation_config.json that samples with DDIM, unguided, on overlapping tiles — so a test of
- * the cascade goes through every part the shipped stage II uses.
+ * a generation_config.json that samples with DDIM, unguided, on overlapping tiles, and back-projects
+ * onto stage I's image — so a test of the cascade goes through every part the shipped stage II uses.
  */
 export async function writeTinySrModel(dir: string, o: { size?: number; seed?: number } = {}): Promise<void> {
   const size = o.size ?? 32;
@@ -49,6 +49,7 @@ export async function writeTinySrModel(dir: string, o: { size?: number; seed?: n
     noise_level: 100,
     tile_size: size / 2,
     tile_overlap: size / 4,
+    back_projection: true,
   };
   await atomicWriteFile(
     join(dir, 'generation_config.json'),
