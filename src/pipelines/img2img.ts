@@ -20,7 +20,7 @@ import {
   upscaleBilinear,
 } from './if_pipeline.js';
 import { type PipelineStageDefaults, runStage, stageBackProjection, stageNoiseLevel } from './stage_run.js';
-import type { StageModels, StageOptions, TextModels } from './text_to_image.js';
+import type { SrStageOptions, StageModels, StageOptions, TextModels } from './text_to_image.js';
 import type { UNetRunner } from './unet_runner.js';
 
 const f = Math.fround;
@@ -240,11 +240,8 @@ export interface ImageStageOptions extends StageOptions {
   strength?: number;
 }
 
-/** A super-resolution stage of the image-input pipelines: noise level and back-projection on top. */
-export interface ImageSrStageOptions extends ImageStageOptions {
-  noiseLevel?: number;
-  backProjection?: boolean;
-}
+/** A super-resolution stage of the image-input pipelines: strength, noise level and back-projection. */
+export interface ImageSrStageOptions extends ImageStageOptions, SrStageOptions {}
 
 /** Encode (or take) the prompt embeddings and repeat them per image, as `generateImages` does. */
 export async function prepareConditioning(

@@ -6,6 +6,7 @@ import { createRuntime } from '../../platform/node/runtime.js';
 import { runTraining } from '../../platform/node/train_run.js';
 import { parseTrainConfig, type TrainConfig, tinyTrainConfig } from '../../train/config.js';
 import { usageError } from '../errors.js';
+import { parseNumber } from '../image_flags.js';
 import { logger, ProgressBar } from '../progress.js';
 
 interface TrainFlags {
@@ -157,7 +158,7 @@ export function registerTrain(program: Command): void {
           resume: f.resume,
           cropSize: posInt(f.cropSize, '--crop-size'),
           highNoiseWeightCap: weightCap(f.highNoiseWeightCap),
-          colorAugmentProb: probability(f.colorAugment, '--color-augment'),
+          colorAugmentProb: parseNumber(f.colorAugment, '--color-augment', 0, 1),
           initFrom: f.initFrom,
           checkpointEvery: posInt(f.checkpointEvery, '--checkpoint-every'),
           runtime: createRuntime(),
@@ -196,12 +197,4 @@ function weightCap(v: string | undefined): number | undefined {
   if (v.trim() === '' || !Number.isFinite(cap) || (cap !== 0 && cap < 1))
     throw usageError(`--high-noise-weight-cap must be 0 (off) or a number ≥ 1, got "${v}"`);
   return cap;
-}
-
-function probability(v: string | undefined, flag: string): number | undefined {
-  if (v === undefined) return undefined;
-  const p = Number(v);
-  if (v.trim() === '' || !(p >= 0 && p <= 1))
-    throw usageError(`${flag} must be a number in [0, 1], got "${v}"`);
-  return p;
 }

@@ -302,8 +302,7 @@ async function loadTrainableWeights(module: Module, dir: string): Promise<void> 
 
 /** Training keeps float32 values: AdamW updates them in place, and the graph feeds them as float32. */
 function toFloat32(params: readonly Parameter[]): void {
-  for (const p of params)
-    if (p.value && p.value.dtype !== 'float32') p.set(new NDArray('float32', p.shape, p.data));
+  for (const p of params) if (p.value && p.value.dtype !== 'float32') p.set(p.value.toFloat32());
 }
 
 /**
@@ -356,7 +355,7 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
     cfg.stage === 'sr' ? makeSchedule(parseSchedulerConfig(cfg.image_noising_scheduler ?? {})) : undefined;
   unet.initialize(hp.seed);
   if (!frozenEncoder) textEncoder.initialize(hp.seed + 1);
-  if (o.initFrom && !state) {
+  if (o.initFrom) {
     await loadTrainableWeights(unet, join(o.initFrom, 'unet'));
     if (!frozenEncoder) await loadTrainableWeights(textEncoder, join(o.initFrom, 'text_encoder'));
     say(`initialised from ${o.initFrom}`);
