@@ -22,7 +22,8 @@ if (!values.base || !values.sr || !values.out) {
 
 /** Sampling defaults chosen by the thresholding/steps measurements in training/README.md. */
 const GENERATION = {
-  base: { num_inference_steps: 100, guidance_scale: 7, sampler: 'ddpm', thresholding: 'dynamic' },
+  // Guidance 5: the v-prediction stage I's best colour on held-out prompts (7 was the ε model's).
+  base: { num_inference_steps: 100, guidance_scale: 5, sampler: 'ddpm', thresholding: 'dynamic' },
   // Stage II was fine-tuned on 128² crops: sampled in 128² tiles its GroupNorm statistics match
   // training's (in one 256² piece it leaves speckles and shifts flat colours; MODEL_CARD.md).
   // Back-projection takes out the colour drift and background blotches it still adds to stage I's
