@@ -1,6 +1,6 @@
 /**
  * A model folder's generation_config.json (steps, guidance, sampler, thresholding, noise level) is
- * honoured by every pipeline, not only text-to-image: the shipped stage II is meant to run 20 DDIM
+ * honoured by every pipeline, not only text-to-image: the shipped stage II is meant to run 10 DDIM
  * steps unguided at noise level 100, and `imagen upscale` used to run IF's 50 guided steps at 250.
  */
 import { describe, expect, it } from 'vitest';
