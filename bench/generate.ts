@@ -8,6 +8,7 @@ import { generateImages } from '../src/pipelines/text_to_image.js';
 import { loadPipelineFolder, openTextEncoder, stageModels } from '../src/platform/node/pipeline_folder.js';
 import { createRuntime } from '../src/platform/node/runtime.js';
 import { shippedModel } from '../src/platform/node/shipped_model.js';
+import { summarize } from './engine.js';
 
 export interface GenerateBench {
   generate_256_cold_ms: number;
@@ -37,7 +38,6 @@ export async function benchGenerate(
     const r = await generateImages(rt, text, baseStage, srStage, { prompt, seed });
     if (r.sr?.shape[2] !== 256) throw new Error(`expected a 256×256 output, got ${r.sr?.shape}`);
   };
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   await once(0);
   const cold = performance.now() - t0;
   const warm: number[] = [];
@@ -58,8 +58,8 @@ export async function benchGenerate(
   await srStage.text?.encoder.release();
   return {
     generate_256_cold_ms: Math.round(cold),
-    generate_256_ms: Math.round(median(warm)),
-    generate_stage1_ms: Math.round(median(stage1)),
+    generate_256_ms: Math.round(summarize(warm).medianMs),
+    generate_stage1_ms: Math.round(summarize(stage1).medianMs),
     generate_peak_rss_mb: Math.round(peakRssMb),
     base_steps: String(base.defaults?.steps ?? 'IF default'),
     sr_steps: String(sr.defaults?.steps ?? 'IF default'),

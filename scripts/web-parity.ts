@@ -6,29 +6,13 @@
  *
  *   npx tsx scripts/web-parity.ts ["PROMPT"] [SEED]
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
 import sharp from 'sharp';
-import { buildApp } from '../src/server/app.js';
-import { PipelineGenerator } from '../src/server/generator.js';
-import { InProcessQueue } from '../src/server/memory_queue.js';
+import { withShippedServer } from './shipped_server.js';
 
 const prompt = process.argv[2] ?? 'a red circle to the left of a blue square';
 const seed = Number(process.argv[3] ?? 0);
-const model = 'models/imagen-ts-shapes';
-const gen = await PipelineGenerator.load(join(model, 'base'), { srModel: join(model, 'sr') });
-const queue = new InProcessQueue(gen);
-const app = buildApp({ queue, browserModelDir: join(model, 'base'), browserSrModelDir: join(model, 'sr') });
-const profile = mkdtempSync(join(tmpdir(), 'web-parity-'));
 const rgb = (png: Buffer) => sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-try {
-  const base = await app.listen({ host: '127.0.0.1', port: 0 });
-  const browser = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-  });
+await withShippedServer(undefined, async (base, browser) => {
   const page = await browser.newPage();
   await page.goto(base);
   await page.locator('#browser-mode-row').waitFor({ state: 'visible' });
@@ -43,7 +27,6 @@ try {
   const browserMs = performance.now() - t;
   const src = (await card.locator('img').getAttribute('src'))!;
   const inPage = await rgb(Buffer.from(src.split(',')[1]!, 'base64'));
-  await browser.close();
 
   t = performance.now();
   const res = await fetch(`${base}/v1/generate`, {
@@ -79,9 +62,4 @@ try {
       server_ms: Math.round(serverMs),
     }),
   );
-} finally {
-  await app.close();
-  await queue.close();
-  await gen.close();
-  rmSync(profile, { recursive: true, force: true });
-}
+});
