@@ -28,6 +28,8 @@ export interface TrainConfig {
   scheduler: Record<string, unknown>;
   image_noising_scheduler?: Record<string, unknown>;
   train: Partial<Record<keyof typeof HP_KEYS, unknown>>;
+  /** What the recipe is for; ignored by the trainer. */
+  comment?: string;
 }
 
 /** snake_case keys of the `train` section → trainer hyperparameters. */
@@ -70,6 +72,26 @@ export function hyperparameters(cfg: TrainConfig): TrainHyperparameters {
     hp[field] = v;
   }
   return hp as unknown as TrainHyperparameters;
+}
+
+/**
+ * `over` laid on `base`: objects merge key by key, anything else (arrays too) replaces, and an
+ * `undefined` value removes the key.
+ */
+export function mergeConfigJson(
+  base: Record<string, unknown>,
+  over: Record<string, unknown>,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k];
+    const isObj = (x: unknown): x is Record<string, unknown> =>
+      typeof x === 'object' && x !== null && !Array.isArray(x);
+    if (v === undefined) delete out[k];
+    else out[k] = isObj(b) && isObj(v) ? mergeConfigJson(b, v) : v;
+  }
+  for (const k of Object.keys(out)) if (out[k] === undefined) delete out[k];
+  return out;
 }
 
 /** Validate the top level of a parsed config file (model sections are validated by their parsers). */

@@ -8,9 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
+import { readTrainConfig } from '../../src/platform/node/train_config_file.js';
 import { writeShapesDataset } from '../helpers/shapes.js';
 
-const RECIPES = ['shipped-base.json', 'base-deep.json'];
+const RECIPES = ['shipped-base.json', 'base-deep.json', 'base-deep-v.json'];
 let root: string;
 
 beforeAll(async () => {
@@ -43,7 +44,7 @@ describe('training/ recipes', () => {
         '--quiet',
       ]);
       expect(code).toBe(0);
-      const want = JSON.parse(await readFile(file, 'utf8')).unet;
+      const want = (await readTrainConfig(file)).unet;
       const got = JSON.parse(await readFile(join(out, 'unet', 'config.json'), 'utf8'));
       for (const k of ['sample_size', 'block_out_channels', 'down_block_types', 'up_block_types'])
         expect(got[k], k).toEqual(want[k]);

@@ -1,10 +1,10 @@
-import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ImagenError } from '../../engine/errors.js';
-import { readJson } from '../../platform/node/config.js';
 import { createRuntime } from '../../platform/node/runtime.js';
+import { runTextPretraining } from '../../platform/node/text_pretrain_run.js';
+import { readTrainConfig } from '../../platform/node/train_config_file.js';
 import { runTraining } from '../../platform/node/train_run.js';
-import { parseTrainConfig, type TrainConfig, tinyTrainConfig } from '../../train/config.js';
+import { tinyTrainConfig } from '../../train/config.js';
 import { usageError } from '../errors.js';
 import { parseNumber } from '../image_flags.js';
 import { logger, ProgressBar } from '../progress.js';
@@ -37,14 +37,6 @@ function posInt(v: string | undefined, flag: string): number | undefined {
   return n;
 }
 
-/** Paths inside a config file are relative to the file, so a committed recipe runs from anywhere. */
-function resolveConfigPaths(cfg: TrainConfig, dir: string): TrainConfig {
-  const out = { ...cfg };
-  if (!('type' in cfg.tokenizer)) out.tokenizer = { path: resolve(dir, cfg.tokenizer.path) };
-  if (cfg.text_encoder_from) out.text_encoder_from = resolve(dir, cfg.text_encoder_from);
-  return out;
-}
-
 export function registerTrain(program: Command): void {
   program
     .command('train')
@@ -65,7 +57,11 @@ export function registerTrain(program: Command): void {
       '--config <file>',
       'training config JSON (model configs + hyperparameters); default: a tiny model',
     )
-    .option('--stage <stage>', 'base | sr (used when no --config is given)', 'base')
+    .option(
+      '--stage <stage>',
+      'base | sr (used when no --config is given) | text-encoder (pretrain a text encoder on the captions of synth folders, see below)',
+      'base',
+    )
     .option('--resolution <px>', 'training resolution when no --config is given (default 32 base, 64 sr)')
     .option(
       '--low-resolution <px>',
@@ -100,16 +96,24 @@ export function registerTrain(program: Command): void {
       '\nExamples:\n  imagen train --data shapes/ --out my-model --steps 2000\n' +
         '  imagen train --data shapes/ --out my-sr --stage sr --steps 1000\n  imagen train --data shapes/ --out my-model --resume\n' +
         '  imagen train --data shapes/ --data more-relations/ --out my-model --resume   # continue on a mix\n' +
-        '  imagen train --data pairs/ --config sr.json --init-from my-sr --out my-sr-ft --color-augment 0.5   # fine-tune',
+        '  imagen train --data pairs/ --config sr.json --init-from my-sr --out my-sr-ft --color-augment 0.5   # fine-tune\n' +
+        '\nText-encoder pretraining (--stage text-encoder): learns, from captions alone, to tell from every word\n' +
+        'of a noun phrase what the phrase asks for and where it goes ("a red circle left of a blue square": the\n' +
+        "circle's words → left). Reads the scenes in metadata.jsonl of `imagen dataset synth` folders, starts from\n" +
+        "--init-from's encoder (or --config's text_encoder and tokenizer), and writes OUT: the --init-from folder\n" +
+        'with the encoder replaced. A base stage whose config names text_encoder_from then trains on it frozen:\n' +
+        '  imagen train --stage text-encoder --data synth/ --init-from my-model --out my-model-te --steps 3000\n' +
+        '  imagen train --data synth/ --config base-frozen-te.json --init-from my-model-te --out my-model-2',
     )
     .action(async (f: TrainFlags) => {
-      if (f.stage !== 'base' && f.stage !== 'sr')
-        throw usageError(`--stage must be base or sr, got "${f.stage}"`);
+      if (f.stage !== 'base' && f.stage !== 'sr' && f.stage !== 'text-encoder')
+        throw usageError(`--stage must be base, sr or text-encoder, got "${f.stage}"`);
+      if (f.stage === 'text-encoder') return pretrainTextEncoder(f);
       if (f.initFrom && f.resume)
         throw usageError('--init-from starts a new run from a model; --resume continues a run: give one');
       const say = logger(f.quiet);
       const config = f.config
-        ? resolveConfigPaths(parseTrainConfig(await readJson(f.config), f.config), dirname(f.config))
+        ? await readTrainConfig(f.config)
         : tinyTrainConfig(
             f.stage,
             posInt(f.resolution, '--resolution') ?? (f.stage === 'base' ? 32 : 64),
@@ -189,6 +193,68 @@ export function registerTrain(program: Command): void {
         process.off('SIGTERM', sigterm);
       }
     });
+}
+
+/** `--stage text-encoder`: minutes of work, so a plain loop with a final write (no resume). */
+async function pretrainTextEncoder(f: TrainFlags): Promise<void> {
+  if (f.resume) throw usageError('--stage text-encoder runs in minutes and has no --resume: run it again');
+  const say = logger(f.quiet);
+  let textEncoderConfig: Record<string, unknown> | undefined;
+  let tokenizerDir: string | undefined;
+  if (f.config && !f.initFrom) {
+    const cfg = await readTrainConfig(f.config);
+    if ('type' in cfg.tokenizer)
+      throw usageError('--stage text-encoder needs a tokenizer folder (ByT5 bytes have no words to label)');
+    textEncoderConfig = cfg.text_encoder;
+    tokenizerDir = cfg.tokenizer.path;
+  } else if (!f.initFrom) throw usageError('--stage text-encoder needs --init-from DIR or --config FILE');
+  const lr = f.lr === undefined ? 1e-3 : Number(f.lr);
+  if (!(lr > 0 && lr < 1)) throw usageError(`--lr must be a number in (0, 1), got "${f.lr}"`);
+  const seed = f.seed === undefined ? 0 : Number(f.seed);
+  if (!Number.isInteger(seed) || seed < 0) throw usageError('--seed must be a non-negative integer');
+  const stop = { stop: false };
+  const onSignal = () => {
+    if (stop.stop) process.exit(130);
+    stop.stop = true;
+    say('\nstopping: writing the encoder as it stands');
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const bar = new ProgressBar('pretrain', 'loss {loss}', { quiet: f.quiet });
+  let started = false;
+  try {
+    const r = await runTextPretraining({
+      dataDir: f.data,
+      outDir: f.out,
+      initFrom: f.initFrom,
+      textEncoderConfig,
+      tokenizerDir,
+      hp: {
+        batchSize: posInt(f.batch, '--batch') ?? 64,
+        learningRate: lr,
+        warmupSteps: 100,
+        maxSteps: posInt(f.steps, '--steps') ?? 3000,
+        maxTextLength: 32,
+        maxGradNorm: 1,
+      },
+      seed,
+      runtime: createRuntime(),
+      stopSignal: stop,
+      onMessage: say,
+      onStep: (s) => {
+        if (!started) bar.start(s.maxSteps, s.step - 1, { loss: '-' });
+        started = true;
+        bar.update(s.step, { loss: s.loss.toFixed(4) });
+      },
+    });
+    bar.stop();
+    if (f.json) process.stdout.write(`${JSON.stringify({ out: f.out, ...r })}\n`);
+    say(`${r.stoppedEarly ? 'stopped' : 'finished'} at step ${r.step}; encoder written to ${f.out}`);
+  } finally {
+    bar.stop();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
 }
 
 function weightCap(v: string | undefined): number | undefined {
