@@ -208,7 +208,8 @@ async function pretrainTextEncoder(f: TrainFlags): Promise<void> {
     textEncoderConfig = cfg.text_encoder;
     tokenizerDir = cfg.tokenizer.path;
   } else if (!f.initFrom) throw usageError('--stage text-encoder needs --init-from DIR or --config FILE');
-  const lr = f.lr === undefined ? 1e-3 : Number(f.lr);
+  // At 1e-3 the shipped encoder sat on a plateau (loss 1.16 after 3 000 steps); 2e-3 broke through in 1 000.
+  const lr = f.lr === undefined ? 2e-3 : Number(f.lr);
   if (!(lr > 0 && lr < 1)) throw usageError(`--lr must be a number in (0, 1), got "${f.lr}"`);
   const seed = f.seed === undefined ? 0 : Number(f.seed);
   if (!Number.isInteger(seed) || seed < 0) throw usageError('--seed must be a non-negative integer');
