@@ -8,6 +8,7 @@ import { tinyTrainConfig } from '../../train/config.js';
 import { usageError } from '../errors.js';
 import { parseNumber } from '../image_flags.js';
 import { logger, ProgressBar } from '../progress.js';
+import { installStopSignals } from '../stop_signals.js';
 
 interface TrainFlags {
   data: string[];
@@ -134,23 +135,10 @@ export function registerTrain(program: Command): void {
         if (!(lr > 0 && lr < 1)) throw usageError(`--lr must be a number in (0, 1), got "${f.lr}"`);
         overrides.learningRate = lr;
       }
-      const stop = { stop: false };
-      let firstSignalAt = 0;
-      const onSignal = (sig: string) => {
-        if (stop.stop) {
-          // `npx`/`npm exec` forward the signal they get, and a terminal's Ctrl-C reaches the whole
-          // process group: one keypress can arrive twice. Only a later, deliberate second signal aborts.
-          if (Date.now() - firstSignalAt > 1500) process.exit(130);
-          return;
-        }
-        firstSignalAt = Date.now();
-        stop.stop = true;
-        say(`\n${sig}: finishing the current step and writing a checkpoint (press again to abort)`);
-      };
-      const sigint = () => onSignal('SIGINT');
-      const sigterm = () => onSignal('SIGTERM');
-      process.on('SIGINT', sigint);
-      process.on('SIGTERM', sigterm);
+      const signals = installStopSignals(
+        say,
+        'finishing the current step and writing a checkpoint (press again to abort)',
+      );
       const bar = new ProgressBar('train', 'loss {loss} | {ips} img/s', { quiet: f.quiet });
       let started = false;
       try {
@@ -166,7 +154,7 @@ export function registerTrain(program: Command): void {
           initFrom: f.initFrom,
           checkpointEvery: posInt(f.checkpointEvery, '--checkpoint-every'),
           runtime: createRuntime(),
-          stopSignal: stop,
+          stopSignal: signals.stop,
           onMessage: say,
           onStep: (s) => {
             if (!started) {
@@ -189,8 +177,7 @@ export function registerTrain(program: Command): void {
         }
       } finally {
         bar.stop();
-        process.off('SIGINT', sigint);
-        process.off('SIGTERM', sigterm);
+        signals.dispose();
       }
     });
 }
@@ -213,14 +200,7 @@ async function pretrainTextEncoder(f: TrainFlags): Promise<void> {
   if (!(lr > 0 && lr < 1)) throw usageError(`--lr must be a number in (0, 1), got "${f.lr}"`);
   const seed = f.seed === undefined ? 0 : Number(f.seed);
   if (!Number.isInteger(seed) || seed < 0) throw usageError('--seed must be a non-negative integer');
-  const stop = { stop: false };
-  const onSignal = () => {
-    if (stop.stop) process.exit(130);
-    stop.stop = true;
-    say('\nstopping: writing the encoder as it stands');
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const signals = installStopSignals(say, 'writing the encoder as it stands (press again to abort)');
   const bar = new ProgressBar('pretrain', 'loss {loss}', { quiet: f.quiet });
   let started = false;
   try {
@@ -240,7 +220,7 @@ async function pretrainTextEncoder(f: TrainFlags): Promise<void> {
       },
       seed,
       runtime: createRuntime(),
-      stopSignal: stop,
+      stopSignal: signals.stop,
       onMessage: say,
       onStep: (s) => {
         if (!started) bar.start(s.maxSteps, s.step - 1, { loss: '-' });
@@ -253,8 +233,7 @@ async function pretrainTextEncoder(f: TrainFlags): Promise<void> {
     say(`${r.stoppedEarly ? 'stopped' : 'finished'} at step ${r.step}; encoder written to ${f.out}`);
   } finally {
     bar.stop();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    signals.dispose();
   }
 }
 
