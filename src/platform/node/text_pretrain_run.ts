@@ -1,11 +1,11 @@
-import { appendFile, cp, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { appendFile, cp, mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Scene } from '../../data/synth/scene.js';
-import { Generator } from '../../diffusion/noise.js';
 import { ImagenError } from '../../engine/errors.js';
 import type { Runtime } from '../../engine/runtime.js';
 import { T5Encoder } from '../../models/t5/t5_encoder.js';
 import type { TextTokenizer } from '../../text/tokenizer.js';
+import { DataOrder } from '../../train/data_order.js';
 import {
   type ParseAccuracy,
   type ParsedCaption,
@@ -13,10 +13,9 @@ import {
   TextEncoderPretrainer,
   type TextPretrainHyperparameters,
 } from '../../train/text_encoder_pretrain.js';
-import { readJson } from './config.js';
 import { atomicWriteFile, writeSafetensors } from './files.js';
-import { loadT5EncoderModule } from './t5_loader.js';
 import { loadTokenizer } from './tokenizer_files.js';
+import { loadEncoderForTraining } from './train_run.js';
 
 export interface TextPretrainOptions {
   /** Folders written by `imagen dataset synth` (metadata.jsonl rows carry the scene). */
@@ -85,15 +84,11 @@ async function openEncoder(o: TextPretrainOptions): Promise<{
   tokenizerDir: string;
 }> {
   if (o.initFrom) {
-    const te = join(o.initFrom, 'text_encoder');
-    if (!(await stat(join(te, 'config.json')).catch(() => undefined)))
-      throw new ImagenError('NOT_FOUND', `init-from: ${o.initFrom} has no text_encoder/config.json`);
-    const encoder = await loadT5EncoderModule(te);
-    for (const p of encoder.parameters()) p.set(p.value!.toFloat32());
+    const encoder = await loadEncoderForTraining(o.initFrom, 'init-from');
     return {
       encoder,
       tokenizer: await loadTokenizer(join(o.initFrom, 'tokenizer')),
-      configJson: (await readJson(join(te, 'config.json'))) as Record<string, unknown>,
+      configJson: encoder.configJson,
       tokenizerDir: join(o.initFrom, 'tokenizer'),
     };
   }
@@ -135,18 +130,16 @@ export async function runTextPretraining(o: TextPretrainOptions): Promise<TextPr
     );
   say(`${train.length} captions to train on, ${validation.length} kept aside`);
   const trainer = new TextEncoderPretrainer(o.runtime, encoder, tokenizer, o.hp, o.seed);
-  const g = new Generator(o.seed);
+  const order = new DataOrder(train.length, o.seed);
   try {
     const before = await trainer.accuracy(validation);
     say(`before: ${formatAccuracy(before)}`);
     await mkdir(o.outDir, { recursive: true });
     const log = join(o.outDir, 'text_pretrain_loss.jsonl');
     await rm(log, { force: true });
-    let order: number[] = [];
     let lines: string[] = [];
     while (trainer.step < o.hp.maxSteps && !o.stopSignal?.stop) {
-      if (order.length < o.hp.batchSize) order = shuffled(train.length, g);
-      const batch = order.splice(0, o.hp.batchSize).map((i) => train[i]!);
+      const batch = order.next(o.hp.batchSize).map((i) => train[i]!);
       const s = await trainer.trainStep(batch);
       lines.push(JSON.stringify(s));
       if (lines.length >= 100) {
@@ -191,15 +184,6 @@ async function checkOutDir(dir: string): Promise<void> {
     'BAD_INPUT',
     `${dir} exists and is not the output of an earlier text-encoder pretraining: give a new --out folder`,
   );
-}
-
-function shuffled(n: number, g: Generator): number[] {
-  const a = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.min(i, Math.floor(g.uniform() * (i + 1)));
-    [a[i], a[j]] = [a[j]!, a[i]!];
-  }
-  return a;
 }
 
 /** Staged in a sibling folder and renamed in, so OUT is either the old folder or the whole new one. */

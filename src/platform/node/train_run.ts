@@ -242,9 +242,7 @@ async function loadFrozenEncoder(
   cfg: TrainConfig,
 ): Promise<T5Encoder & { configJson: Record<string, unknown> }> {
   const dir = cfg.text_encoder_from!;
-  const teDir = join(dir, 'text_encoder');
-  if (!(await exists(join(teDir, 'config.json'))))
-    throw new ImagenError('NOT_FOUND', `text_encoder_from: ${dir} has no text_encoder/config.json`);
+  const encoder = await loadEncoderForTraining(dir, 'text_encoder_from');
   const folderTokenizer = await loadTokenizer(join(dir, 'tokenizer')).catch(() => undefined);
   const own = await buildTokenizer(cfg);
   if (
@@ -257,6 +255,20 @@ async function loadFrozenEncoder(
       `text_encoder_from: ${dir}/tokenizer is missing or differs from this config's tokenizer`,
     );
   }
+  return encoder;
+}
+
+/**
+ * `dir`'s text encoder as float32 training values, with its config.json; `label` names the flag or
+ * key that pointed there, for the error when the folder has none.
+ */
+export async function loadEncoderForTraining(
+  dir: string,
+  label: string,
+): Promise<T5Encoder & { configJson: Record<string, unknown> }> {
+  const teDir = join(dir, 'text_encoder');
+  if (!(await exists(join(teDir, 'config.json'))))
+    throw new ImagenError('NOT_FOUND', `${label}: ${dir} has no text_encoder/config.json`);
   const module = await loadT5EncoderModule(teDir);
   toFloat32(module.parameters());
   return Object.assign(module, {
