@@ -288,6 +288,30 @@ export async function stageConditioning(
   return stage.text ? prepareConditioning(stage.text, { ...o, embeddings: undefined }) : shared;
 }
 
+/**
+ * What every image-input pipeline (vary, inpaint) checks and prepares before its stages run: each
+ * stage's UNet is the kind its slot needs, the conditioning of both stages (width-checked), and
+ * the noise generator.
+ */
+export async function prepareImageCascade(
+  text: TextModels | undefined,
+  base: StageModels,
+  sr: StageModels | undefined,
+  o: ImagePipelineOptions,
+): Promise<{ gen: Generator; cond: TextConditioning; srCond?: TextConditioning }> {
+  checkStageUNet(base.unet.config, 'base', 'the stage-I model');
+  if (sr) checkStageUNet(sr.unet.config, 'sr', 'the stage-II model');
+  if (sr && !sr.imageNoisingSchedule) {
+    throw new ImagenError('CONFIG_INVALID', 'the super-resolution model has no image_noising_scheduler');
+  }
+  const gen = new Generator(o.seed ?? 0);
+  const cond = await prepareConditioning(text, o);
+  checkEmbeddingWidth(cond, base.unet.config, 'the stage-I UNet');
+  const srCond = sr && (await stageConditioning(sr, cond, o));
+  if (sr) checkEmbeddingWidth(srCond!, sr.unet.config, 'the stage-II UNet');
+  return { gen, cond, srCond };
+}
+
 /** The UNet projects T5 states of width encoder_hid_dim; another encoder's states cannot fit. */
 export function checkEmbeddingWidth(cond: TextConditioning, cfg: UNetConfig, where: string): void {
   const d = cond.promptEmbeds.shape[2];
@@ -526,16 +550,7 @@ export async function varyImages(
   sr: StageModels | undefined,
   o: VaryOptions,
 ): Promise<{ base: NDArray; sr?: NDArray }> {
-  checkStageUNet(base.unet.config, 'base', 'the stage-I model');
-  if (sr) checkStageUNet(sr.unet.config, 'sr', 'the stage-II model');
-  if (sr && !sr.imageNoisingSchedule) {
-    throw new ImagenError('CONFIG_INVALID', 'the super-resolution model has no image_noising_scheduler');
-  }
-  const gen = new Generator(o.seed ?? 0);
-  const cond = await prepareConditioning(text, o);
-  checkEmbeddingWidth(cond, base.unet.config, 'the stage-I UNet');
-  const srCond = sr && (await stageConditioning(sr, cond, o));
-  if (sr) checkEmbeddingWidth(srCond!, sr.unet.config, 'the stage-II UNet');
+  const { gen, cond, srCond } = await prepareImageCascade(text, base, sr, o);
 
   const lo = await imageForStage(o.image, base.unet.config.sample_size, o.resize);
   if (lo.resized) o.onWarning?.(sizeNote('the input image', o.image, lo, 'stage I'));

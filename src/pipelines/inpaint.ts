@@ -8,7 +8,6 @@
  * x_before_step's kept region was itself the clean image from the start (`prepare_intermediate_images`),
  * so the UNet always sees clean pixels next to noisy ones and the output keeps them bit for bit.
  */
-import { Generator } from '../diffusion/noise.js';
 import type { TimestepRequest } from '../diffusion/timesteps.js';
 import { ImagenError } from '../engine/errors.js';
 import { NDArray } from '../engine/ndarray.js';
@@ -18,8 +17,6 @@ import { backProject } from './back_projection.js';
 import type { DenoiseLoopOptions, TextConditioning } from './if_pipeline.js';
 import {
   blendWithMask,
-  checkEmbeddingWidth,
-  checkStageUNet,
   denoiseFromImage,
   type GrayImage,
   type ImagePipelineOptions,
@@ -27,12 +24,11 @@ import {
   type ImageStageOptions,
   ifResizeTarget,
   imageForStage,
-  prepareConditioning,
+  prepareImageCascade,
   resizeChannels,
   runImageStage,
   type SrConditioning,
   sizeNote,
-  stageConditioning,
 } from './img2img.js';
 import { stageBackProjection, stageNoiseLevel } from './stage_run.js';
 import type { StageModels, TextModels } from './text_to_image.js';
@@ -114,16 +110,7 @@ export async function inpaintImages(
   if (o.mask.data.length !== o.mask.width * o.mask.height) {
     throw new ImagenError('BAD_INPUT', 'the mask must be a single-channel (grey) image');
   }
-  checkStageUNet(base.unet.config, 'base', 'the stage-I model');
-  if (sr) checkStageUNet(sr.unet.config, 'sr', 'the stage-II model');
-  if (sr && !sr.imageNoisingSchedule) {
-    throw new ImagenError('CONFIG_INVALID', 'the super-resolution model has no image_noising_scheduler');
-  }
-  const gen = new Generator(o.seed ?? 0);
-  const cond = await prepareConditioning(text, o);
-  checkEmbeddingWidth(cond, base.unet.config, 'the stage-I UNet');
-  const srCond = sr && (await stageConditioning(sr, cond, o));
-  if (sr) checkEmbeddingWidth(srCond!, sr.unet.config, 'the stage-II UNet');
+  const { gen, cond, srCond } = await prepareImageCascade(text, base, sr, o);
 
   const lo = await imageForStage(o.image, base.unet.config.sample_size, o.resize);
   if (lo.resized) o.onWarning?.(sizeNote('the input image and mask', o.image, lo, 'stage I'));

@@ -210,7 +210,7 @@ describe('imagen inpaint', () => {
     }
   });
 
-  it('exit code 2 for a mask of another size, no mask, or a bad --extend', async () => {
+  it('exit code 2 for a mask of another size, no mask, a missing or undecodable mask file, or a bad --extend', async () => {
     let r = await run([
       'inpaint',
       tmp.file('in.png'),
@@ -236,6 +236,29 @@ describe('imagen inpaint', () => {
     ]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--extend: "sideways=3" is not side=pixels/);
+    r = await run([
+      'inpaint',
+      tmp.file('in.png'),
+      '--mask',
+      tmp.file('no-mask.png'),
+      '--model',
+      folders.base,
+      ...common,
+    ]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/no-mask\.png: mask file not found/);
+    writeFileSync(tmp.file('text-mask.png'), 'not a picture');
+    r = await run([
+      'inpaint',
+      tmp.file('in.png'),
+      '--mask',
+      tmp.file('text-mask.png'),
+      '--model',
+      folders.base,
+      ...common,
+    ]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/text-mask\.png: cannot decode mask image/);
   });
 });
 

@@ -7,11 +7,27 @@ import { atomicWriteFile } from './files.js';
 
 /** Decode any image sharp reads (PNG, JPEG, WebP, …) to RGB, optionally resized (cover + center crop). */
 export async function readImage(path: string, size?: { width: number; height: number }): Promise<RgbImage> {
+  return decodeRaw(path, 'image', 3, (img) => {
+    const rgb = img.toColourspace('srgb');
+    return size ? rgb.resize(size.width, size.height, { fit: 'cover', kernel: 'lanczos3' }) : rgb;
+  });
+}
+
+/**
+ * Decode the file at `path` with sharp (alpha dropped, then `prepare` applied) to raw pixels with
+ * `channels` channels; a missing file is NOT_FOUND and anything sharp cannot read FILE_INVALID,
+ * both naming the file as `what` (image, mask, …).
+ */
+export async function decodeRaw(
+  path: string,
+  what: string,
+  channels: number,
+  prepare: (img: sharp.Sharp) => sharp.Sharp,
+): Promise<{ width: number; height: number; data: Uint8Array }> {
   try {
-    let img = sharp(path, { failOn: 'error' }).removeAlpha().toColourspace('srgb');
-    if (size) img = img.resize(size.width, size.height, { fit: 'cover', kernel: 'lanczos3' });
+    const img = prepare(sharp(path, { failOn: 'error' }).removeAlpha());
     const { data, info } = await img.raw().toBuffer({ resolveWithObject: true });
-    if (info.channels !== 3) throw new Error(`decoded ${info.channels} channels`);
+    if (info.channels !== channels) throw new Error(`decoded ${info.channels} channels`);
     return {
       width: info.width,
       height: info.height,
@@ -20,9 +36,10 @@ export async function readImage(path: string, size?: { width: number; height: nu
   } catch (e) {
     const msg = (e as Error).message;
     if ((e as NodeJS.ErrnoException).code === 'ENOENT' || /missing|no such file/i.test(msg)) {
-      throw new ImagenError('NOT_FOUND', `${path}: image file not found`);
+      throw new ImagenError('NOT_FOUND', `${path}: ${what} file not found`);
     }
-    throw new ImagenError('FILE_INVALID', `${path}: cannot decode image (${msg})`);
+    const noun = what === 'image' ? 'image' : `${what} image`;
+    throw new ImagenError('FILE_INVALID', `${path}: cannot decode ${noun} (${msg})`);
   }
 }
 

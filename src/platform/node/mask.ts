@@ -7,32 +7,14 @@ import { ImagenError } from '../../engine/errors.js';
 import type { RgbImage } from '../../io/image.js';
 import type { GrayImage } from '../../pipelines/img2img.js';
 import { type Extend, extendCanvas } from '../../pipelines/inpaint.js';
-import { readImage } from './image.js';
+import { decodeRaw, readImage } from './image.js';
 
 /**
  * A mask as one grey channel. Colour masks are converted to luminance and alpha is ignored, as
  * PIL's `convert("L")` in diffusers does: paint the region to repaint white on black.
  */
 export async function readMask(path: string): Promise<GrayImage> {
-  try {
-    const { data, info } = await sharp(path, { failOn: 'error' })
-      .removeAlpha()
-      .toColourspace('b-w')
-      .raw()
-      .toBuffer({ resolveWithObject: true });
-    if (info.channels !== 1) throw new Error(`decoded ${info.channels} channels`);
-    return {
-      width: info.width,
-      height: info.height,
-      data: new Uint8Array(data.buffer, data.byteOffset, data.length),
-    };
-  } catch (e) {
-    const msg = (e as Error).message;
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || /missing|no such file/i.test(msg)) {
-      throw new ImagenError('NOT_FOUND', `${path}: mask file not found`);
-    }
-    throw new ImagenError('FILE_INVALID', `${path}: cannot decode mask image (${msg})`);
-  }
+  return decodeRaw(path, 'mask', 1, (img) => img.toColourspace('b-w'));
 }
 
 export interface InpaintInputs {
