@@ -211,15 +211,9 @@ describe('imagen inpaint', () => {
   });
 
   it('exit code 2 for a mask of another size, no mask, a missing or undecodable mask file, or a bad --extend', async () => {
-    let r = await run([
-      'inpaint',
-      tmp.file('in.png'),
-      '--mask',
-      tmp.file('small-mask.png'),
-      '--model',
-      folders.base,
-      ...common,
-    ]);
+    const withMask = (mask: string) =>
+      run(['inpaint', tmp.file('in.png'), '--mask', tmp.file(mask), '--model', folders.base, ...common]);
+    let r = await withMask('small-mask.png');
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/is 8×8 but the image .* is 16×16/);
     r = await run(['inpaint', tmp.file('in.png'), '--model', folders.base, ...common]);
@@ -236,27 +230,11 @@ describe('imagen inpaint', () => {
     ]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--extend: "sideways=3" is not side=pixels/);
-    r = await run([
-      'inpaint',
-      tmp.file('in.png'),
-      '--mask',
-      tmp.file('no-mask.png'),
-      '--model',
-      folders.base,
-      ...common,
-    ]);
+    r = await withMask('no-mask.png');
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/no-mask\.png: mask file not found/);
     writeFileSync(tmp.file('text-mask.png'), 'not a picture');
-    r = await run([
-      'inpaint',
-      tmp.file('in.png'),
-      '--mask',
-      tmp.file('text-mask.png'),
-      '--model',
-      folders.base,
-      ...common,
-    ]);
+    r = await withMask('text-mask.png');
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/text-mask\.png: cannot decode mask image/);
   });
