@@ -177,6 +177,34 @@ describe('imagen train: bad configs exit 2', () => {
     const r = await train(data, join(root, 'o-bad-flag'), '--batch', 'many');
     expectCleanError(r, 2, /--batch must be a positive integer, got "many"/);
   });
+
+  it('a bad --lr or --seed, on the diffusion and the text-encoder path alike', async () => {
+    const enc = (...extra: string[]) =>
+      run(
+        'train',
+        '--stage',
+        'text-encoder',
+        '--data',
+        data,
+        '--init-from',
+        root,
+        '--out',
+        join(root, 'o-te'),
+        ...extra,
+      );
+    expectCleanError(
+      await train(data, join(root, 'o-lr'), '--lr', '2'),
+      2,
+      /--lr must be a number in \(0, 1\), got "2"/,
+    );
+    expectCleanError(await enc('--lr', 'fast'), 2, /--lr must be a number in \(0, 1\), got "fast"/);
+    expectCleanError(
+      await train(data, join(root, 'o-seed'), '--seed', '-1'),
+      2,
+      /--seed must be a non-negative integer/,
+    );
+    expectCleanError(await enc('--seed', '1.5'), 2, /--seed must be a non-negative integer/);
+  });
 });
 
 describe('imagen train: a non-finite loss', () => {

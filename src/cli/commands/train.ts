@@ -38,6 +38,21 @@ function posInt(v: string | undefined, flag: string): number | undefined {
   return n;
 }
 
+/** --lr and --seed mean the same on both training paths; each path has its own default. */
+function learningRateFlag(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const lr = Number(v);
+  if (!(lr > 0 && lr < 1)) throw usageError(`--lr must be a number in (0, 1), got "${v}"`);
+  return lr;
+}
+
+function seedFlag(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const seed = Number(v);
+  if (!Number.isInteger(seed) || seed < 0) throw usageError('--seed must be a non-negative integer');
+  return seed;
+}
+
 export function registerTrain(program: Command): void {
   program
     .command('train')
@@ -123,18 +138,12 @@ export function registerTrain(program: Command): void {
       const overrides: Record<string, number> = {};
       const steps = posInt(f.steps, '--steps');
       const batch = posInt(f.batch, '--batch');
-      const seed = f.seed === undefined ? undefined : Number(f.seed);
+      const seed = seedFlag(f.seed);
+      const lr = learningRateFlag(f.lr);
       if (steps) overrides.maxSteps = steps;
       if (batch) overrides.batchSize = batch;
-      if (seed !== undefined) {
-        if (!Number.isInteger(seed) || seed < 0) throw usageError(`--seed must be a non-negative integer`);
-        overrides.seed = seed;
-      }
-      if (f.lr !== undefined) {
-        const lr = Number(f.lr);
-        if (!(lr > 0 && lr < 1)) throw usageError(`--lr must be a number in (0, 1), got "${f.lr}"`);
-        overrides.learningRate = lr;
-      }
+      if (seed !== undefined) overrides.seed = seed;
+      if (lr !== undefined) overrides.learningRate = lr;
       const signals = installStopSignals(
         say,
         'finishing the current step and writing a checkpoint (press again to abort)',
@@ -196,10 +205,8 @@ async function pretrainTextEncoder(f: TrainFlags): Promise<void> {
     tokenizerDir = cfg.tokenizer.path;
   } else if (!f.initFrom) throw usageError('--stage text-encoder needs --init-from DIR or --config FILE');
   // At 1e-3 the shipped encoder sat on a plateau (loss 1.16 after 3 000 steps); 2e-3 broke through in 1 000.
-  const lr = f.lr === undefined ? 2e-3 : Number(f.lr);
-  if (!(lr > 0 && lr < 1)) throw usageError(`--lr must be a number in (0, 1), got "${f.lr}"`);
-  const seed = f.seed === undefined ? 0 : Number(f.seed);
-  if (!Number.isInteger(seed) || seed < 0) throw usageError('--seed must be a non-negative integer');
+  const lr = learningRateFlag(f.lr) ?? 2e-3;
+  const seed = seedFlag(f.seed) ?? 0;
   const signals = installStopSignals(say, 'writing the encoder as it stands (press again to abort)');
   const bar = new ProgressBar('pretrain', 'loss {loss}', { quiet: f.quiet });
   let started = false;
