@@ -11,8 +11,10 @@ import {
   HELDOUT_COLOUR_SHAPE,
   HELDOUT_WORD_COLOUR,
   isHeldout,
+  sceneObjectCount,
   synthExample,
   synthExamples,
+  synthExamplesOfKinds,
 } from '../../src/data/synth/splits.js';
 import {
   BACKGROUNDS,
@@ -234,6 +236,49 @@ describe('imagefolder output and CLI', () => {
     const info = JSON.parse(readFileSync(join(rel, 'dataset.json'), 'utf8'));
     expect(info).toMatchObject({ count: 4, kinds: ['relation'] });
     expect(info.drawn).toBeGreaterThan(4);
+  });
+
+  it('--min-objects keeps only scenes of that many objects, with --kinds, as they stand in the full stream', async () => {
+    const full = join(tmp, 'min-full');
+    const many = join(tmp, 'min-many');
+    await writeSynthDataset({ out: full, count: 40, seed: 9, size: 32, split: 'train' });
+    await writeSynthDataset({
+      out: many,
+      count: 3,
+      seed: 9,
+      size: 32,
+      split: 'train',
+      kinds: ['objects'],
+      minObjects: 3,
+    });
+    type Row = { file_name: string; text: string; scene: Parameters<typeof sceneObjectCount>[0] };
+    const rows = (dir: string) =>
+      readFileSync(join(dir, 'metadata.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Row);
+    const want = rows(full)
+      .filter((r) => r.scene.kind === 'objects' && sceneObjectCount(r.scene) >= 3)
+      .slice(0, 3);
+    expect(want).toHaveLength(3);
+    const got = rows(many);
+    expect(got.map((r) => r.text)).toEqual(want.map((r) => r.text));
+    for (const r of got) expect(r.scene.groups.reduce((n, g) => n + g.count, 0)).toBeGreaterThanOrEqual(3);
+    for (const [i, r] of got.entries())
+      expect(sha(readFileSync(join(many, r.file_name)))).toBe(
+        sha(readFileSync(join(full, want[i]!.file_name))),
+      );
+    const info = JSON.parse(readFileSync(join(many, 'dataset.json'), 'utf8'));
+    expect(info).toMatchObject({ count: 3, kinds: ['objects'], minObjects: 3 });
+    expect(info.drawn).toBeGreaterThan(3);
+  });
+
+  it('counts a sign as one object', () => {
+    const signs = synthExamplesOfKinds(5, 'train', 3, ['sign']).examples;
+    for (const { scene } of signs) expect(sceneObjectCount(scene)).toBe(1);
+    expect(() => synthExamplesOfKinds(5, 'train', 1, ['sign'], 2)).toThrow(
+      /no sign scenes of at least 2 objects/,
+    );
   });
 
   it('imagen dataset synth', async () => {

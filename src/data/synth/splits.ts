@@ -84,18 +84,24 @@ export function synthExamples(seed: number, split: Split, count: number, start =
   return Array.from({ length: count }, (_, i) => synthExample(seed, split, start + i));
 }
 
+/** How many objects a scene draws: a sign counts as one. */
+export function sceneObjectCount(scene: SynthExample['scene']): number {
+  return scene.kind === 'sign' ? 1 : scene.groups.reduce((n, g) => n + g.count, 0);
+}
+
 /**
- * The first `count` examples whose scene is one of `kinds` (all kinds: the first `count`), read in
- * index order, so they are exactly those a full stream of the seed holds; `drawn` is how many
- * indices that took. Fails if the split never yields those kinds.
+ * The first `count` examples whose scene is one of `kinds` (all kinds: the first `count`) and draws
+ * at least `minObjects` objects, read in index order, so they are exactly those a full stream of the
+ * seed holds; `drawn` is how many indices that took. Fails if the split never yields such scenes.
  */
 export function synthExamplesOfKinds(
   seed: number,
   split: Split,
   count: number,
   kinds?: readonly SceneKind[],
+  minObjects = 1,
 ): { examples: SynthExample[]; drawn: number } {
-  if (!kinds) return { examples: synthExamples(seed, split, count), drawn: count };
+  if (!kinds && minObjects <= 1) return { examples: synthExamples(seed, split, count), drawn: count };
   const examples: SynthExample[] = [];
   const maxDrawn = 1000 + 100 * count;
   let drawn = 0;
@@ -103,10 +109,11 @@ export function synthExamplesOfKinds(
     if (drawn >= maxDrawn)
       throw new ImagenError(
         'BAD_INPUT',
-        `no ${kinds.join('/')} scenes in the first ${drawn} of split ${split}`,
+        `no ${kinds ? `${kinds.join('/')} ` : ''}scenes${minObjects > 1 ? ` of at least ${minObjects} objects` : ''} in the first ${drawn} of split ${split}`,
       );
     const ex = synthExample(seed, split, drawn++);
-    if (kinds.includes(ex.scene.kind)) examples.push(ex);
+    if ((!kinds || kinds.includes(ex.scene.kind)) && sceneObjectCount(ex.scene) >= minObjects)
+      examples.push(ex);
   }
   return { examples, drawn };
 }

@@ -42,6 +42,8 @@ export interface SynthDatasetOptions {
    * same seed would hold at the indices drawn.
    */
   kinds?: readonly SceneKind[];
+  /** Keep only scenes that draw at least this many objects (a sign is one), read the same way. */
+  minObjects?: number;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -55,7 +57,7 @@ export async function writeSynthDataset(o: SynthDatasetOptions): Promise<{ files
   await mkdir(o.out, { recursive: true });
   const lines: string[] = [];
   const digits = Math.max(6, String(o.count - 1).length);
-  const { examples, drawn } = synthExamplesOfKinds(o.seed, o.split, o.count, o.kinds);
+  const { examples, drawn } = synthExamplesOfKinds(o.seed, o.split, o.count, o.kinds, o.minObjects);
   for (const [i, ex] of examples.entries()) {
     const file = `${String(i).padStart(digits, '0')}.png`;
     await writeFile(join(o.out, file), await encodePng(renderScene(ex.scene, o.size, font)));
@@ -65,7 +67,7 @@ export async function writeSynthDataset(o: SynthDatasetOptions): Promise<{ files
   await atomicWriteFile(join(o.out, 'metadata.jsonl'), `${lines.join('\n')}\n`);
   await atomicWriteFile(
     join(o.out, 'dataset.json'),
-    `${JSON.stringify({ generator: 'imagen-ts synth v1', seed: o.seed, count: o.count, size: o.size, split: o.split, ...(o.kinds ? { kinds: o.kinds, drawn } : {}) }, null, 2)}\n`,
+    `${JSON.stringify({ generator: 'imagen-ts synth v1', seed: o.seed, count: o.count, size: o.size, split: o.split, ...(o.kinds ? { kinds: o.kinds } : {}), ...((o.minObjects ?? 1) > 1 ? { minObjects: o.minObjects } : {}), ...(drawn !== o.count ? { drawn } : {}) }, null, 2)}\n`,
   );
   return { files: o.count };
 }
