@@ -181,6 +181,24 @@ describe('imagen eval', () => {
     expect((await runCli(['eval', '--ground-truth', '--kinds', 'relations'])).code).toBe(2);
   });
 
+  it('--min-objects prompts only scenes of that many objects', async () => {
+    const report = join(tmp, 'report-counting');
+    const args = ['eval', '--ground-truth', '--count', '6', '--kinds', 'objects', '--min-objects', '3'];
+    const { code } = await runCli([...args, '--report', report, '--json']);
+    expect(code).toBe(0);
+    const json = JSON.parse(readFileSync(join(report, 'report.json'), 'utf8'));
+    expect(json).toMatchObject({ kinds: ['objects'], minObjects: 3 });
+    const results = json.results as { index: number; verdicts: Record<string, boolean> }[];
+    expect(results).toHaveLength(6);
+    for (const r of results) {
+      expect(r.verdicts.count).toBe(true);
+      const scene = synthExample(json.seed, 'heldout', r.index).scene;
+      expect(scene.kind).toBe('objects');
+      expect(scene.groups.reduce((n, g) => n + g.count, 0)).toBeGreaterThanOrEqual(3);
+    }
+    expect((await runCli(['eval', '--ground-truth', '--min-objects', '0'])).code).toBe(2);
+  });
+
   it('rejects --model with --ground-truth, and a bad split', async () => {
     const err = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
     try {

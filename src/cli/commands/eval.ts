@@ -45,6 +45,7 @@ interface EvalFlags {
   split: string;
   count: string;
   kinds?: string;
+  minObjects: string;
   seed: string;
   size: string;
   blur: string;
@@ -211,6 +212,11 @@ export function registerEval(program: Command): void {
       '--kinds <list>',
       `only prompts of these scene kinds, comma-separated (${SCENE_KINDS.join(', ')}): e.g. relation, to measure relations on more prompts [default: all]`,
     )
+    .option(
+      '--min-objects <n>',
+      'only prompts of at least this many objects (a sign is one): e.g. --kinds objects --min-objects 2, to measure counting',
+      '1',
+    )
     .option('--seed <n>', 'seed for the prompts and for generation', '1')
     .option('--size <px>', '--ground-truth render size', '64')
     .option(
@@ -262,7 +268,8 @@ export function registerEval(program: Command): void {
       const sheetMax = intFlag(f.sheetMax, '--sheet-max', 1, 10_000);
       const say = logger(f.quiet || f.json);
       const kinds = f.kinds === undefined ? undefined : kindsFlag(f.kinds);
-      const { examples } = synthExamplesOfKinds(seed, split, count, kinds);
+      const minObjects = intFlag(f.minObjects, '--min-objects', 1, 8);
+      const { examples } = synthExamplesOfKinds(seed, split, count, kinds, minObjects);
       const t0 = performance.now();
       let items: EvalItem[];
       let settings: Record<string, unknown>;
@@ -298,7 +305,14 @@ export function registerEval(program: Command): void {
         settings = g.settings;
       }
       const ocr = examples.some((e) => e.scene.sign) ? await createWordOcr() : undefined;
-      const report: Record<string, unknown> = { split, seed, count, ...(kinds ? { kinds } : {}), settings };
+      const report: Record<string, unknown> = {
+        split,
+        seed,
+        count,
+        ...(kinds ? { kinds } : {}),
+        ...(minObjects > 1 ? { minObjects } : {}),
+        settings,
+      };
       let summary: Summary;
       let shuffledSummary: Summary | undefined;
       try {
