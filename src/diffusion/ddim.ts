@@ -25,7 +25,7 @@ export interface DdimStepArgs {
   thresholding?: Thresholding;
   /** ᾱ after the final step: 1 (diffusers' default, true) or ᾱ[0] (false). */
   setAlphaToOne?: boolean;
-  /** Re-derive ε from the clipped x̂0 (GLIDE; diffusers' `use_clipped_model_output`). */
+  /** Re-derive ε from the clipped x̂0 (GLIDE; diffusers' `use_clipped_model_output`; default false as there, the sampling loop turns it on). */
   useClippedModelOutput?: boolean;
   /** z for η > 0; drawn from `generator` when absent. */
   varianceNoise?: NDArray;
@@ -87,12 +87,15 @@ export function ddimStep(args: DdimStepArgs): StepResult {
   }
 
   // 4. clip or threshold x̂0
-  const x0c = applyThresholding(x0, batch, args.thresholding ?? thresholdingFromConfig(cfg));
+  const thresholding = args.thresholding ?? thresholdingFromConfig(cfg);
+  const x0c = applyThresholding(x0, batch, thresholding);
 
   // 5. σ_t(η), eq. 16
   const variance = f(f(f(1 - apPrev) / bp) * f(1 - f(ap / apPrev)));
   const std = f(f(eta) * f(Math.sqrt(variance)));
-  if (args.useClippedModelOutput) {
+  // Without thresholding x̂0 is unchanged and ε̂ already agrees with it: skip the recomputation,
+  // which divides by √(1 − ᾱ_t) and would only add rounding at the last steps.
+  if (args.useClippedModelOutput && thresholding.kind !== 'none') {
     epsHat = x.map((xi, i) => f(f(xi - f(sqrtAp * x0c[i]!)) / sqrtBp));
   }
 

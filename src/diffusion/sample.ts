@@ -34,6 +34,13 @@ export interface SampleOptions {
   sampler?: SamplerName;
   /** DDIM η (0 = deterministic). */
   eta?: number;
+  /**
+   * DDIM: re-derive ε̂ from the thresholded x̂0 (GLIDE; diffusers' `use_clipped_model_output`).
+   * Default true. Under classifier-free guidance x̂0 overshoots (|x̂0| up to 3–4 at guidance 5);
+   * thresholding pulls x̂0 back but the unclipped ε̂ still carries the overshoot into x_{t−1}, and
+   * a stage-I model sampled that way ends in noise. DDPM's posterior mean has no such term.
+   */
+  useClippedModelOutput?: boolean;
   generator?: Generator;
   /** Injected per-step noise (replaying a reference run); falls back to `generator`. */
   varianceNoise?: (i: number, t: number) => NDArray | undefined;
@@ -72,6 +79,7 @@ export async function sample(o: SampleOptions): Promise<NDArray> {
             sample: x,
             schedule: o.schedule,
             eta: o.eta ?? 0,
+            useClippedModelOutput: o.useClippedModelOutput ?? true,
             predictionType: o.config?.predictionType ?? o.schedule.config.predictionType,
             thresholding: o.thresholding,
             varianceNoise,
