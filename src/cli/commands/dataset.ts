@@ -26,6 +26,11 @@ export function kindsFlag(v: string): SceneKind[] {
   return [...new Set(kinds)] as SceneKind[];
 }
 
+/** --min-objects of `dataset synth` and `eval`: scenes of at least this many objects. */
+export function minObjectsFlag(v: string): number {
+  return intFlag(v, '--min-objects', 1, 8);
+}
+
 export function splitFlag(v: string): Split {
   if (v !== 'train' && v !== 'heldout') throw usageError(`--split must be train or heldout, got "${v}"`);
   return v;
@@ -70,7 +75,7 @@ export function registerDataset(program: Command): void {
       const size = intFlag(f.size, '--size', 16, 2048);
       const split = splitFlag(f.split);
       const kinds = f.kinds === undefined ? undefined : kindsFlag(f.kinds);
-      const minObjects = intFlag(f.minObjects, '--min-objects', 1, 8);
+      const minObjects = minObjectsFlag(f.minObjects);
       const say = logger(f.quiet || f.json);
       const bar = new ProgressBar('synth', '', { quiet: f.quiet || f.json });
       bar.start(count);

@@ -36,7 +36,7 @@ import {
   SR_TILE_SIZE_HELP,
 } from '../image_flags.js';
 import { logger, ProgressBar } from '../progress.js';
-import { kindsFlag, splitFlag } from './dataset.js';
+import { kindsFlag, minObjectsFlag, splitFlag } from './dataset.js';
 
 interface EvalFlags {
   model?: string;
@@ -268,7 +268,7 @@ export function registerEval(program: Command): void {
       const sheetMax = intFlag(f.sheetMax, '--sheet-max', 1, 10_000);
       const say = logger(f.quiet || f.json);
       const kinds = f.kinds === undefined ? undefined : kindsFlag(f.kinds);
-      const minObjects = intFlag(f.minObjects, '--min-objects', 1, 8);
+      const minObjects = minObjectsFlag(f.minObjects);
       const { examples } = synthExamplesOfKinds(seed, split, count, kinds, minObjects);
       const t0 = performance.now();
       let items: EvalItem[];
