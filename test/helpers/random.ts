@@ -1,5 +1,6 @@
 import { NDArray, sizeOf } from '../../src/engine/ndarray.js';
 import { mulberry32 } from '../../src/nn/init.js';
+import type { Module } from '../../src/nn/module.js';
 
 /** Small deterministic PRNG for test data (the same mulberry32 the model initialiser uses). */
 export const rng = mulberry32;
@@ -32,4 +33,19 @@ export function randDistinct(r: () => number, shape: readonly number[]): NDArray
     shape,
     idx.map((v) => (v - n / 2) / n + (0.1 * r()) / n),
   );
+}
+
+/**
+ * Initialised weights put zeros/ones in norms and biases; a trained model has neither, and a
+ * UNet whose output ignores its inputs would make determinism and masking tests vacuous. So every
+ * parameter gets a small deterministic perturbation.
+ */
+export function perturb(m: Module, seed: number, scale = 0.05): void {
+  const r = rng(seed);
+  for (const p of m.parameters()) {
+    const v = p.value!.data as Float32Array;
+    const d = new Float32Array(v.length);
+    for (let i = 0; i < v.length; i++) d[i] = v[i]! + scale * (r() * 2 - 1);
+    p.set(new NDArray('float32', [...p.shape], d));
+  }
 }

@@ -7,13 +7,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NDArray } from '../../src/engine/ndarray.js';
 import { T5Encoder } from '../../src/models/t5/t5_encoder.js';
 import { UNet2DConditionModel } from '../../src/models/unet/unet.js';
-import type { Module } from '../../src/nn/module.js';
 import { savePipelineFolder } from '../../src/platform/node/pipeline_folder.js';
 import { ifSchedulerConfig, tinyTextEncoderConfig, tinyUNetConfig } from '../../src/train/config.js';
-import { rng } from './random.js';
+import { perturb } from './random.js';
 
 export const TINY_BASE_SIZE = 16;
 export const TINY_SR_SIZE = 32;
@@ -28,21 +26,6 @@ export interface TinyIfFolders {
   /** An Imagen-style third stage: an IF super-resolution UNet 32 → 64 (`--sr3-model`). */
   sr3: string;
   cleanup(): void;
-}
-
-/**
- * Initialised weights put zeros/ones in norms and biases; a trained model has neither, and a
- * UNet whose output ignores its inputs would make determinism and masking tests vacuous. So every
- * parameter gets a small deterministic perturbation.
- */
-function perturb(m: Module, seed: number, scale = 0.05): void {
-  const r = rng(seed);
-  for (const p of m.parameters()) {
-    const v = p.value!.data as Float32Array;
-    const d = new Float32Array(v.length);
-    for (let i = 0; i < v.length; i++) d[i] = v[i]! + scale * (r() * 2 - 1);
-    p.set(new NDArray('float32', [...p.shape], d));
-  }
 }
 
 function textEncoder(seed: number) {

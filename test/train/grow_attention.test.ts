@@ -9,7 +9,7 @@ import { memorySource } from '../../src/nn/module.js';
 import { NodeBackend } from '../../src/platform/node/ort.js';
 import { readTrainConfig } from '../../src/platform/node/train_config_file.js';
 import { growAttention, growAttentionConfig } from '../../src/train/grow_attention.js';
-import { randF32, rng } from '../helpers/random.js';
+import { perturb, randF32, rng } from '../helpers/random.js';
 
 const rt = new Runtime(new NodeBackend({ threads: 2 }));
 
@@ -26,18 +26,7 @@ describe('growAttention', async () => {
   const config = (await readTrainConfig('training/base-deep.json')).unet as Record<string, unknown>;
   const old = new UNet2DConditionModel(config).initialize(1);
   // A trained model has no exact zeros or ones; nudge every weight so all paths carry signal.
-  const r = rng(3);
-  for (const p of old.parameters()) {
-    const nudge = randF32(r, p.shape, -0.05, 0.05).data as Float32Array;
-    const v = p.value!.data as Float32Array;
-    p.set(
-      new NDArray(
-        'float32',
-        [...p.shape],
-        v.map((x, j) => x + nudge[j]!),
-      ),
-    );
-  }
+  perturb(old, 3);
   const r2 = rng(5);
   const feeds = {
     sample: randF32(r2, [2, 3, 32, 32]),
