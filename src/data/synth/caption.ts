@@ -25,7 +25,7 @@ const POSITION_PHRASES: Record<Position, readonly string[]> = {
   'bottom-right': ['in the bottom right corner', 'in the lower right corner', 'at the bottom right'],
 };
 
-const RELATION_PHRASES: Record<Relation, readonly string[]> = {
+export const RELATION_PHRASES: Record<Relation, readonly string[]> = {
   'left-of': ['to the left of', 'left of', 'on the left of'],
   'right-of': ['to the right of', 'right of', 'on the right of'],
   above: ['above', 'over', 'on top of'],
