@@ -12,9 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { RELATION_PHRASES } from '../src/data/synth/caption.js';
-import type { ObjectGroup, Scene } from '../src/data/synth/scene.js';
-import { COLOUR_NAMES, type Colour, RELATIONS, SHAPES, type Shape, SIZES, type Size } from '../src/data/synth/vocab.js';
+import { relationPromptScene } from '../src/data/synth/prompt_scene.js';
 import { checkImage } from '../src/eval/checker.js';
 import { contactSheet, type SheetItem } from '../src/eval/contact_sheet.js';
 import { readImage, writePng } from '../src/platform/node/image.js';
@@ -35,43 +33,8 @@ if (!model || !work || !Number.isInteger(seeds) || seeds < 1) {
   process.exit(2);
 }
 
-/** "a [size] colour shape": one object of the grammar. */
-function parseObject(words: string): ObjectGroup | undefined {
-  const m = /^(?:a|an|one) (?:(\w+) )?(\w+) (\w+)$/.exec(words.trim());
-  if (!m) return undefined;
-  const [, size, colour, shape] = m;
-  if (size !== undefined && !SIZES.includes(size as Size)) return undefined;
-  if (!COLOUR_NAMES.includes(colour as Colour) || !SHAPES.includes(shape as Shape)) return undefined;
-  return {
-    shape: shape as Shape,
-    colour: colour as Colour,
-    size: (size ?? 'medium') as Size,
-    sizeStated: size !== undefined,
-    count: 1,
-  };
-}
-
-/** The scene the checker verifies, for "OBJECT RELATION-PHRASE OBJECT" prompts of the grammar. */
-function parseRelationPrompt(prompt: string): Scene | undefined {
-  const text = prompt.toLowerCase().replace(/\s+/g, ' ').trim();
-  // Longest phrases first, so "to the left of" is not read as "left of".
-  const phrases = RELATIONS.flatMap((r) => RELATION_PHRASES[r].map((p) => ({ r, p }))).sort(
-    (a, b) => b.p.length - a.p.length,
-  );
-  for (const { r, p } of phrases) {
-    const parts = text.split(` ${p} `);
-    if (parts.length !== 2) continue;
-    const [g0, g1] = parts.map(parseObject);
-    if (!g0 || !g1) return undefined;
-    // Only groups and relation are checked; the renderer's fields are not needed.
-    const background = { from: [0, 0, 0], to: [0, 0, 0], direction: 'horizontal', noise: 0, noiseSeed: 0 } as const;
-    return { kind: 'relation', groups: [g0, g1], relation: r, background, objects: [] };
-  }
-  return undefined;
-}
-
 const prompt = values.prompt;
-const scene = parseRelationPrompt(prompt);
+const scene = relationPromptScene(prompt);
 if (!scene) {
   console.error(`not a two-object relation prompt of the grammar: "${prompt}"`);
   process.exit(2);
