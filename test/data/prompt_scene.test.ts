@@ -1,14 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { INVERSE } from '../../src/data/synth/caption.js';
 import { relationPromptScene } from '../../src/data/synth/prompt_scene.js';
 import { synthExamples } from '../../src/data/synth/splits.js';
-import type { Relation } from '../../src/data/synth/vocab.js';
-
-const INVERSE: Record<Relation, Relation> = {
-  'left-of': 'right-of',
-  'right-of': 'left-of',
-  above: 'below',
-  below: 'above',
-};
 
 describe('relationPromptScene', () => {
   it("reads the README's prompt", () => {

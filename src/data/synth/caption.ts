@@ -32,7 +32,8 @@ export const RELATION_PHRASES: Record<Relation, readonly string[]> = {
   below: ['below', 'under', 'beneath'],
 };
 
-const INVERSE: Record<Relation, Relation> = {
+/** The relation read the other way round: "A left of B" is "B right of A". */
+export const INVERSE: Record<Relation, Relation> = {
   'left-of': 'right-of',
   'right-of': 'left-of',
   above: 'below',
