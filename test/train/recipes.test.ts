@@ -51,3 +51,39 @@ describe('training/ recipes', () => {
     }, 120_000);
   }
 });
+
+describe('training/base-grown-finetune.json', () => {
+  it('fine-tunes the shipped stage I a step with --init-from, keeping its grown layout, on a cosine schedule', async () => {
+    const file = join('training', 'base-grown-finetune.json');
+    const cfg = await readTrainConfig(file);
+    expect(cfg.train).toMatchObject({ lr_schedule: 'cosine', learning_rate: 0.0002, max_steps: 8000 });
+    const shipped = join('models', 'imagen-ts-shapes', 'base');
+    const out = join(root, 'finetune');
+    const code = await main([
+      'node',
+      'imagen',
+      'train',
+      '--config',
+      file,
+      '--init-from',
+      shipped,
+      '--data',
+      join(root, 'data'),
+      '--out',
+      out,
+      '--steps',
+      '1',
+      '--batch',
+      '2',
+      '--checkpoint-every',
+      '100000',
+      '--quiet',
+    ]);
+    expect(code).toBe(0);
+    const want = JSON.parse(await readFile(join(shipped, 'unet', 'config.json'), 'utf8'));
+    const got = JSON.parse(await readFile(join(out, 'unet', 'config.json'), 'utf8'));
+    for (const k of ['block_out_channels', 'down_block_types', 'up_block_types'])
+      expect(got[k], k).toEqual(want[k]);
+    expect(got.down_block_types[1]).toBe('SimpleCrossAttnDownBlock2D');
+  }, 120_000);
+});
