@@ -20,29 +20,34 @@ beforeAll(async () => {
 });
 afterAll(() => rm(root, { recursive: true, force: true }));
 
+/** One training step of batch 2 on the tiny dataset, as training/README.md's commands run a recipe. */
+const trainOneStep = (file: string, out: string, extra: string[] = []) =>
+  main([
+    'node',
+    'imagen',
+    'train',
+    '--config',
+    file,
+    ...extra,
+    '--data',
+    join(root, 'data'),
+    '--out',
+    out,
+    '--steps',
+    '1',
+    '--batch',
+    '2',
+    '--checkpoint-every',
+    '100000',
+    '--quiet',
+  ]);
+
 describe('training/ recipes', () => {
   for (const recipe of RECIPES) {
     it(`${recipe} trains a step and exports its own UNet`, async () => {
       const file = join('training', recipe);
       const out = join(root, recipe);
-      const code = await main([
-        'node',
-        'imagen',
-        'train',
-        '--config',
-        file,
-        '--data',
-        join(root, 'data'),
-        '--out',
-        out,
-        '--steps',
-        '1',
-        '--batch',
-        '2',
-        '--checkpoint-every',
-        '100000',
-        '--quiet',
-      ]);
+      const code = await trainOneStep(file, out);
       expect(code).toBe(0);
       const want = (await readTrainConfig(file)).unet;
       const got = JSON.parse(await readFile(join(out, 'unet', 'config.json'), 'utf8'));
@@ -59,26 +64,7 @@ describe('training/base-grown-finetune.json', () => {
     expect(cfg.train).toMatchObject({ lr_schedule: 'cosine', learning_rate: 0.0002, max_steps: 8000 });
     const shipped = join('models', 'imagen-ts-shapes', 'base');
     const out = join(root, 'finetune');
-    const code = await main([
-      'node',
-      'imagen',
-      'train',
-      '--config',
-      file,
-      '--init-from',
-      shipped,
-      '--data',
-      join(root, 'data'),
-      '--out',
-      out,
-      '--steps',
-      '1',
-      '--batch',
-      '2',
-      '--checkpoint-every',
-      '100000',
-      '--quiet',
-    ]);
+    const code = await trainOneStep(file, out, ['--init-from', shipped]);
     expect(code).toBe(0);
     const want = JSON.parse(await readFile(join(shipped, 'unet', 'config.json'), 'utf8'));
     const got = JSON.parse(await readFile(join(out, 'unet', 'config.json'), 'utf8'));
