@@ -73,3 +73,13 @@ describe('training/base-grown-finetune.json', () => {
     expect(got.down_block_types[1]).toBe('SimpleCrossAttnDownBlock2D');
   }, 120_000);
 });
+
+describe('training/base-grown-signs.json', () => {
+  it('is the fine-tune recipe with its own learning rate and length, everything else inherited', async () => {
+    const parent = await readTrainConfig(join('training', 'base-grown-finetune.json'));
+    const cfg = await readTrainConfig(join('training', 'base-grown-signs.json'));
+    expect(cfg.train).toEqual({ ...parent.train, learning_rate: 0.0003, max_steps: 7000 });
+    expect(cfg.unet).toEqual(parent.unet);
+    expect(cfg.train).toMatchObject({ lr_schedule: 'cosine', warmup_steps: 200 });
+  });
+});
