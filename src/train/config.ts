@@ -45,6 +45,7 @@ const HP_KEYS = {
   caption_dropout: 'captionDropout',
   snr_gamma: 'snrGamma',
   high_noise_weight_cap: 'highNoiseWeightCap',
+  text_loss_weight: 'textLossWeight',
   max_aug_level: 'maxAugLevel',
   color_augment_prob: 'colorAugmentProb',
   max_text_length: 'maxTextLength',
@@ -127,6 +128,8 @@ export function parseTrainConfig(json: unknown, source = 'train config'): TrainC
   ) {
     fail('a super-resolution stage needs an integer low_resolution below resolution');
   }
+  // null in a file that extends another: this recipe trains its text encoder after all.
+  if (c.text_encoder_from === null) delete c.text_encoder_from;
   if (c.text_encoder_from !== undefined && (typeof c.text_encoder_from !== 'string' || !c.text_encoder_from))
     fail('text_encoder_from must be the path of a pipeline folder');
   if (c.text_encoder === undefined && typeof c.text_encoder_from === 'string') c.text_encoder = {};

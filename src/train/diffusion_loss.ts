@@ -101,6 +101,8 @@ export interface DiffusionLossOptions {
    * undefined = plain MSE.
    */
   highNoiseWeightCap?: number;
+  /** Per-pixel weights [B, 1, H, W] on the squared error (text_region.ts); undefined = uniform. */
+  pixelWeight?: Tensor;
 }
 
 /**
@@ -128,7 +130,8 @@ export function diffusionLoss(
         ? x0
         : F.sub(F.mul(sa, noise), F.mul(sb, x0));
   const d = F.sub(pred, target);
-  let mse = meanOverNonBatch(F.mul(d, d)); // [B]
+  const d2 = F.mul(d, d);
+  let mse = meanOverNonBatch(o.pixelWeight ? F.mul(d2, o.pixelWeight) : d2); // [B]
   const cap = o.predictionType === 'v_prediction' ? undefined : o.highNoiseWeightCap;
   // One SNR lookup in the graph, shared by both weightings.
   const snr =

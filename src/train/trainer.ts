@@ -14,6 +14,7 @@ import { diffusionLoss, diffusionTables, qSample } from './diffusion_loss.js';
 import { EMA } from './ema.js';
 import { constantWithWarmup, cosineWithWarmup } from './lr.js';
 import { AdamW, clipGradNorm } from './optim.js';
+import { type TextBox, textRegionWeights } from './text_region.js';
 
 /** A text encoder usable inside the training graph (T5Encoder, or any module with this shape). */
 export interface TrainableTextEncoder {
@@ -36,6 +37,8 @@ export interface TrainHyperparameters {
   snrGamma: number | null;
   /** See DiffusionLossOptions.highNoiseWeightCap; null = off. */
   highNoiseWeightCap: number | null;
+  /** How many times a pixel inside a text box counts in the loss (text_region.ts); 1 = off. */
+  textLossWeight: number;
   /** Super-resolution stages: augmentation levels are drawn uniformly from [0, maxAugLevel). */
   maxAugLevel: number;
   /** Super-resolution stages: share of examples whose hue is rotated (color_augment.ts); 0 = off. */
@@ -57,6 +60,7 @@ export const DEFAULT_HYPERPARAMETERS: TrainHyperparameters = {
   captionDropout: 0.1,
   snrGamma: null,
   highNoiseWeightCap: null,
+  textLossWeight: 1,
   maxAugLevel: 500,
   colorAugmentProb: 0,
   maxTextLength: 77,
@@ -70,6 +74,8 @@ export interface Batch {
   /** Super-resolution stages: the same images at low resolution [B, 3, h, w]. */
   lowRes?: NDArray;
   captions: string[];
+  /** Per example, where words are written (none: no boxes); read when `textLossWeight` ≠ 1. */
+  textBoxes?: (readonly TextBox[])[];
 }
 
 export interface StepStats {
@@ -122,6 +128,9 @@ export class DiffusionTrainer {
       // A base stage learns colours from the captions; rotating hues would teach it wrong ones.
       throw new ImagenError('CONFIG_INVALID', 'color_augment_prob needs a super-resolution stage');
     }
+    if (!(hp.textLossWeight >= 1))
+      throw new ImagenError('CONFIG_INVALID', `text_loss_weight must be ≥ 1, got ${hp.textLossWeight}`);
+    const weighted = hp.textLossWeight !== 1;
     for (const p of textEncoder.parameters()) p.requiresGrad = hp.trainTextEncoder;
     this.params = [...unet.parameters(), ...textEncoder.parameters()];
     const trainable = this.params.filter((p) => p.requiresGrad);
@@ -153,6 +162,7 @@ export class DiffusionTrainer {
           learnedVariance: learned,
           snrGamma: hp.snrGamma ?? undefined,
           highNoiseWeightCap: hp.highNoiseWeightCap ?? undefined,
+          pixelWeight: weighted ? i.loss_weight : undefined,
         });
       },
       this.params,
@@ -203,6 +213,11 @@ export class DiffusionTrainer {
       input_ids: enc.inputIds,
       attention_mask: enc.attentionMask,
     };
+    if (this.hp.textLossWeight !== 1) {
+      const [, , h, w] = batch.images.shape as number[];
+      const boxes = batch.textBoxes ?? batch.captions.map(() => []);
+      feeds.loss_weight = textRegionWeights(boxes, h!, w!, this.hp.textLossWeight);
+    }
     if (this.sr) {
       if (!batch.lowRes) throw new ImagenError('BAD_INPUT', 'super-resolution training needs low-res images');
       feeds.low_res = batch.lowRes;

@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/cli/main.js';
-import { renderScene } from '../../src/data/synth/render.js';
+import { renderScene, signTextBox } from '../../src/data/synth/render.js';
 import { Rng } from '../../src/data/synth/rng.js';
-import { objectExtent, relationHolds } from '../../src/data/synth/scene.js';
+import { objectExtent, relationHolds, signLetterColour } from '../../src/data/synth/scene.js';
 import {
   HELDOUT_COLOUR_SHAPE,
   HELDOUT_WORD_COLOUR,
@@ -180,6 +180,42 @@ describe('rendering', () => {
     `);
   });
 
+  it('signTextBox holds every letter pixel of a sign, and little else', () => {
+    const size = 128;
+    for (const ex of synthExamplesOfKinds(3, 'train', 6, ['sign']).examples) {
+      const sign = ex.scene.sign!;
+      const img = renderScene(ex.scene, size, font);
+      const letter = signLetterColour(sign);
+      const board = COLOURS[sign.colour];
+      const [bx0, by0, bx1, by1] = signTextBox(sign, font).map((v) => v * size) as [
+        number,
+        number,
+        number,
+        number,
+      ];
+      let [lx0, ly0, lx1, ly1] = [size, size, 0, 0];
+      for (let y = Math.ceil((sign.cy - sign.h / 2) * size); y < (sign.cy + sign.h / 2) * size - 1; y++)
+        for (let x = Math.ceil((sign.cx - sign.w / 2) * size); x < (sign.cx + sign.w / 2) * size - 1; x++) {
+          const p = (y * size + x) * 3;
+          const px: [number, number, number] = [img.data[p]!, img.data[p + 1]!, img.data[p + 2]!];
+          if (rgbDistance(px, letter) >= rgbDistance(px, board)) continue;
+          expect(
+            x + 0.5 > bx0 && x + 0.5 < bx1 && y + 0.5 > by0 && y + 0.5 < by1,
+            `${sign.word} (${x}, ${y})`,
+          ).toBe(true);
+          [lx0, ly0, lx1, ly1] = [
+            Math.min(lx0, x),
+            Math.min(ly0, y),
+            Math.max(lx1, x + 1),
+            Math.max(ly1, y + 1),
+          ];
+        }
+      // Tight: the letters span nearly all of the box.
+      expect((lx1 - lx0) / (bx1 - bx0)).toBeGreaterThan(0.85);
+      expect((ly1 - ly0) / (by1 - by0)).toBeGreaterThan(0.75);
+    }
+  });
+
   it('uses the background and colours it was asked for', () => {
     const ex = examples0();
     const img = renderScene(ex.scene, 64, font);
@@ -210,6 +246,29 @@ describe('imagefolder output and CLI', () => {
     const row = JSON.parse(readFileSync(join(a, 'metadata.jsonl'), 'utf8').split('\n')[0]!);
     expect(row.scene.kind).toBeDefined();
     expect(row.text).toBe(synthExample(4, 'train', 0).caption);
+  });
+
+  it('writes text_boxes for signs only, and the trainer reads them', async () => {
+    const dir = join(tmp, 'boxes');
+    await writeSynthDataset({ out: dir, count: 30, seed: 9, size: 32, split: 'train' });
+    const rows = readFileSync(join(dir, 'metadata.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    const entries = await scanImageFolder(dir);
+    expect(rows.some((r) => r.scene.sign)).toBe(true);
+    expect(rows.some((r) => !r.scene.sign)).toBe(true);
+    rows.forEach((r, i) => {
+      if (!r.scene.sign) {
+        expect(r.text_boxes).toBeUndefined();
+        expect(entries[i]!.textBoxes).toBeUndefined();
+        return;
+      }
+      const want = signTextBox(r.scene.sign, loadDejaVu());
+      expect(r.text_boxes).toHaveLength(1);
+      for (const [k, v] of (r.text_boxes[0] as number[]).entries()) expect(v).toBeCloseTo(want[k]!, 4);
+      expect(entries[i]!.textBoxes).toEqual(r.text_boxes);
+    });
   });
 
   it('--kinds keeps only those scenes, exactly as they stand in the full stream of the same seed', async () => {

@@ -217,6 +217,23 @@ describe('captioned image folders', () => {
     sameArray(ds.batch([0]).images, (await ImageDataset.load(pairs, 16)).batch([0]).images);
   });
 
+  it('text_boxes ride along with their images, mapped into crops', async () => {
+    const dir = join(root, 'boxes');
+    await mkdir(dir);
+    await copyFile(join(pairs, 'img_0.png'), join(dir, 'img_0.png'));
+    await copyFile(join(pairs, 'img_1.png'), join(dir, 'img_1.png'));
+    const box = [0.25, 0.5, 0.75, 1] as const;
+    await writeFile(
+      join(dir, 'metadata.jsonl'),
+      `${JSON.stringify({ file_name: 'img_0.png', text: 'a sign', text_boxes: [box] })}\n${JSON.stringify({ file_name: 'img_1.png', text: 'a square' })}\n`,
+    );
+    const full = await ImageDataset.load(dir, 32);
+    expect(full.batch([1, 0]).textBoxes).toEqual([[], [box]]);
+    // A 16-pixel crop of the 32-pixel image at [y 16, x 0]: the box is x 8–24 px, y 16–32 px.
+    const cropped = await ImageDataset.load(dir, 32, 8, undefined, 16);
+    expect(cropped.batch([0], [[16, 0]]).textBoxes).toEqual([[[0.5, 0, 1, 1]]]);
+  });
+
   it('bad rows fail with the file and line, as input errors', async () => {
     const cases: [string, RegExp][] = [
       ['null', /metadata\.jsonl:2: needs string fields "file_name" and "text"/],
@@ -225,6 +242,14 @@ describe('captioned image folders', () => {
       ['{"file_name": "img_0.png", "text": ""}', /metadata\.jsonl:2: empty caption for img_0\.png/],
       ['{"file_name": "img_0.png", "text": 5}', /metadata\.jsonl:2: needs string fields/],
       ['not json', /metadata\.jsonl:2: not valid JSON/],
+      [
+        '{"file_name": "img_0.png", "text": "a", "text_boxes": [0, 0, 1, 1]}',
+        /metadata\.jsonl:2: a text box is/,
+      ],
+      [
+        '{"file_name": "img_0.png", "text": "a", "text_boxes": {}}',
+        /metadata\.jsonl:2: "text_boxes" must be a list/,
+      ],
     ];
     for (const [i, [line, message]] of cases.entries()) {
       const dir = join(root, `bad-${i}`);

@@ -330,6 +330,34 @@ describe('diffusionLoss matches improved-diffusion’s hybrid loss (float64 refe
     });
   }
 
+  it('per-pixel weights (text_loss_weight) scale each pixel’s squared error, broadcast over channels', async () => {
+    const k = makeCase(ref, 'epsilon', 31);
+    // Weights vary per example and pixel; the epsilon target is the noise itself.
+    const w = Float32Array.from({ length: k.b * 16 }, (_, e) => 1 + ((e * 7) % 5));
+    let want = 0;
+    let plain = 0;
+    for (let i = 0; i < k.b; i++)
+      for (let ch = 0; ch < k.c; ch++)
+        for (let p = 0; p < 16; p++) {
+          const d = k.modelOut[(i * 2 * k.c + ch) * 16 + p]! - k.noise[(i * k.c + ch) * 16 + p]!;
+          want += w[i * 16 + p]! * d * d;
+          plain += d * d;
+        }
+    want /= k.b * k.c * 16;
+    plain /= k.b * k.c * 16;
+    expect(Math.abs(want - plain) / plain).toBeGreaterThan(0.5);
+    const f = rt.compile((i) =>
+      diffusionLoss(tables, i.out!, i.x0!, i.xt!, i.noise!, i.t!, {
+        predictionType: 'epsilon',
+        learnedVariance: false,
+        pixelWeight: i.w!,
+      }),
+    );
+    const got = Number((await f.run({ ...feeds(k), w: NDArray.f32([k.b, 1, 4, 4], w) })).output!.data[0]);
+    await f.release();
+    expect(Math.abs(got - want) / want).toBeLessThan(1e-5);
+  });
+
   it('the variational term is per row: t = 0 uses the decoder NLL, t > 0 the KL', async () => {
     const k = makeCase(ref, 'epsilon', 11);
     const f = rt.compile((i) =>

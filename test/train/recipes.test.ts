@@ -5,9 +5,11 @@
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
+import { writeSynthDataset } from '../../src/platform/node/synth_render.js';
+import { loadTokenizer } from '../../src/platform/node/tokenizer_files.js';
 import { readTrainConfig } from '../../src/platform/node/train_config_file.js';
 import { writeShapesDataset } from '../helpers/shapes.js';
 
@@ -82,4 +84,73 @@ describe('training/base-grown-signs.json', () => {
     expect(cfg.unet).toEqual(parent.unet);
     expect(cfg.train).toMatchObject({ lr_schedule: 'cosine', warmup_steps: 200 });
   });
+});
+
+describe('the twentieth chunk’s sign recipes', () => {
+  it('base-grown-signs-text.json only adds text_loss_weight; -words trains the encoder; -spelled only swaps the tokenizer', async () => {
+    const signs = await readTrainConfig(join('training', 'base-grown-signs.json'));
+    const text = await readTrainConfig(join('training', 'base-grown-signs-text.json'));
+    expect(text.train).toEqual({ ...signs.train, text_loss_weight: 8 });
+    expect({ ...text, train: undefined, comment: undefined }).toEqual({
+      ...signs,
+      train: undefined,
+      comment: undefined,
+    });
+    const words = await readTrainConfig(join('training', 'base-grown-signs-words.json'));
+    expect(text.text_encoder_from).toBeDefined();
+    expect(words.text_encoder_from).toBeUndefined();
+    expect(words.train).toEqual(text.train);
+    const spelled = await readTrainConfig(join('training', 'base-grown-signs-spelled.json'));
+    expect(spelled.tokenizer).toEqual({ path: resolve('training', 'spelled-tokenizer') });
+    expect({ ...spelled, tokenizer: undefined, comment: undefined }).toEqual({
+      ...words,
+      tokenizer: undefined,
+      comment: undefined,
+    });
+  });
+
+  it('the spelled tokenizer spells sign words and keeps every other word’s id', async () => {
+    const spelled = await loadTokenizer(join('training', 'spelled-tokenizer'));
+    // Pinned from Python's `tokenizers` (Tokenizer.from_file on the same tokenizer.json):
+    // a red sign that says h ##e ##l ##l ##o </s>
+    expect(spelled.encode('a red sign that says hello')).toEqual([
+      4, 92, 102, 116, 100, 20, 63, 74, 74, 82, 1,
+    ]);
+    const words = await loadTokenizer(join('training', 'word-tokenizer'));
+    const grammar = 'two small blue squares above a red circle , in the corner';
+    expect(spelled.encode(grammar)).toEqual(words.encode(grammar));
+    // Words the grammar never had are spelled too, and differ from one another.
+    expect(spelled.encode('a sign that says zebra')).not.toContain(2);
+    expect(spelled.encode('says ab')).not.toEqual(spelled.encode('says ba'));
+  });
+
+  it('base-grown-signs-spelled.json fine-tunes the shipped stage I a step on signs, encoder included', async () => {
+    const signs = join(root, 'signs');
+    await writeSynthDataset({ out: signs, count: 4, seed: 3, size: 32, split: 'train', kinds: ['sign'] });
+    const out = join(root, 'spelled');
+    const code = await main([
+      'node',
+      'imagen',
+      'train',
+      '--config',
+      join('training', 'base-grown-signs-spelled.json'),
+      '--init-from',
+      join('models', 'imagen-ts-shapes', 'base'),
+      '--data',
+      signs,
+      '--out',
+      out,
+      '--steps',
+      '1',
+      '--batch',
+      '2',
+      '--quiet',
+    ]);
+    expect(code).toBe(0);
+    const tj = JSON.parse(await readFile(join(out, 'tokenizer', 'tokenizer.json'), 'utf8'));
+    expect(tj.model.type).toBe('WordPiece');
+    const state = JSON.parse(await readFile(join(out, 'checkpoint', 'state.json'), 'utf8'));
+    expect(state.config.text_encoder_from).toBeUndefined();
+    expect(state.config.train.text_loss_weight).toBe(8);
+  }, 120_000);
 });

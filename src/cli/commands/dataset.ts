@@ -43,7 +43,7 @@ export function registerDataset(program: Command): void {
     .description(
       'Render the procedural captioned dataset: scenes of 1–4 coloured shapes with sizes, positions and ' +
         'relations, or signs carrying a word, each with a natural caption. Writes the imagefolder layout that ' +
-        '`imagen train` reads (NNNNNN.png + metadata.jsonl with file_name, text and the structured scene). ' +
+        '`imagen train` reads (NNNNNN.png + metadata.jsonl with file_name, text, the structured scene, and for signs text_boxes: where the word is written). ' +
         'Deterministic: the same seed gives identical pixels on every machine (and identical files with the same sharp). --split heldout renders only ' +
         'the held-out compositions (colour–shape and word–colour pairs that never occur in --split train).',
     )

@@ -24,6 +24,7 @@ interface TrainFlags {
   resume: boolean;
   cropSize?: string;
   highNoiseWeightCap?: string;
+  textLossWeight?: string;
   colorAugment?: string;
   initFrom?: string;
   checkpointEvery: string;
@@ -58,7 +59,8 @@ export function registerTrain(program: Command): void {
     .command('train')
     .description(
       'Train a cascade stage (base text→image, or super-resolution) on a folder of captioned images.\n' +
-        'The folder holds images plus metadata.jsonl (file_name, text) — the Hugging Face imagefolder layout —\n' +
+        'The folder holds images plus metadata.jsonl (file_name, text; optionally text_boxes, a list of\n' +
+        '[x0, y0, x1, y1] fractions of the image where words are written) — the Hugging Face imagefolder layout —\n' +
         'or image.png + image.txt pairs. OUT becomes a diffusers pipeline folder; OUT/checkpoint holds the exact\n' +
         'resume state (weights, AdamW moments, EMA, RNG, data order), written every --checkpoint-every steps and\n' +
         'on Ctrl-C / SIGTERM. OUT/loss.jsonl logs every step.',
@@ -98,6 +100,10 @@ export function registerTrain(program: Command): void {
     .option(
       '--color-augment <p>',
       'super-resolution: rotate the hue of this share of examples (image and low-res alike, caption dropped), so the stage carries colours it never saw through from its input; 0 = off (overrides the config; kept by --resume)',
+    )
+    .option(
+      '--text-loss-weight <f>',
+      "count the pixels inside the data's text boxes (metadata.jsonl text_boxes, written by imagen dataset synth for signs) F times in the loss, so a word's few pixels of strokes weigh more; 1 = off (overrides the config; kept by --resume)",
     )
     .option(
       '--init-from <dir>',
@@ -160,6 +166,7 @@ export function registerTrain(program: Command): void {
           cropSize: posInt(f.cropSize, '--crop-size'),
           highNoiseWeightCap: weightCap(f.highNoiseWeightCap),
           colorAugmentProb: parseNumber(f.colorAugment, '--color-augment', 0, 1),
+          textLossWeight: parseNumber(f.textLossWeight, '--text-loss-weight', 1, 1000),
           initFrom: f.initFrom,
           checkpointEvery: posInt(f.checkpointEvery, '--checkpoint-every'),
           runtime: createRuntime(),

@@ -24,6 +24,22 @@ export function signTextLayout(
   return { em, x: sign.cx * size - tw / 2, baseline: sign.cy * size + (CAP_HEIGHT_EM * em) / 2, width: tw };
 }
 
+/**
+ * The box around a sign's word as fractions of the image, [x0, y0, x1, y1]: where the letters are,
+ * for training that weighs the letters' pixels more (`text_loss_weight`). The outlines' own extent
+ * (Q's tail and J reach below the baseline), padded by a twentieth of an em for antialiasing.
+ */
+export function signTextBox(sign: Sign, font: TrueTypeFont): [number, number, number, number] {
+  const t = signTextLayout(sign, 1, font);
+  let [x0, y0, x1, y1] = [Infinity, Infinity, -Infinity, -Infinity];
+  for (const c of font.layout(sign.word, t.em, t.x, t.baseline))
+    for (const [x, y] of c)
+      [x0, y0, x1, y1] = [Math.min(x0, x), Math.min(y0, y), Math.max(x1, x), Math.max(y1, y)];
+  const pad = 0.05 * t.em;
+  const clamp = (v: number) => Math.min(1, Math.max(0, v));
+  return [clamp(x0 - pad), clamp(y0 - pad), clamp(x1 + pad), clamp(y1 + pad)];
+}
+
 export function paintBackground(canvas: Canvas, scene: Scene): void {
   const { from, to, direction, noise, noiseSeed } = scene.background;
   const rng = new Rng(noiseSeed);

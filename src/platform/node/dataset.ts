@@ -3,12 +3,15 @@ import { basename, extname, join } from 'node:path';
 import { ImagenError } from '../../engine/errors.js';
 import { linearInterpolationMatrix } from '../../engine/ops/resample.js';
 import { imagesToTensor, type RgbImage } from '../../io/image.js';
+import { cropTextBox, parseTextBox, type TextBox } from '../../train/text_region.js';
 import type { Batch } from '../../train/trainer.js';
 import { readImage } from './image.js';
 
 export interface CaptionedFile {
   file: string;
   text: string;
+  /** Where words are written (metadata.jsonl's optional `text_boxes`), for `text_loss_weight`. */
+  textBoxes?: TextBox[];
 }
 
 const IMAGE_EXT = new Set(['.png', '.jpg', '.jpeg', '.webp', '.bmp', '.gif', '.tif', '.tiff']);
@@ -43,6 +46,7 @@ export async function scanImageFolder(dir: string): Promise<CaptionedFile[]> {
       const r = (typeof row === 'object' && row !== null ? row : {}) as {
         file_name?: unknown;
         text?: unknown;
+        text_boxes?: unknown;
       };
       if (typeof r.file_name !== 'string' || typeof r.text !== 'string') {
         throw new ImagenError('FILE_INVALID', `${meta}:${i + 1}: needs string fields "file_name" and "text"`);
@@ -50,7 +54,13 @@ export async function scanImageFolder(dir: string): Promise<CaptionedFile[]> {
       if (!r.text.trim())
         throw new ImagenError('FILE_INVALID', `${meta}:${i + 1}: empty caption for ${r.file_name}`);
       // Trimmed like .txt captions, so both layouts give the model the same text.
-      entries.push({ file: join(dir, r.file_name), text: r.text.trim() });
+      const entry: CaptionedFile = { file: join(dir, r.file_name), text: r.text.trim() };
+      if (r.text_boxes !== undefined) {
+        if (!Array.isArray(r.text_boxes))
+          throw new ImagenError('FILE_INVALID', `${meta}:${i + 1}: "text_boxes" must be a list of boxes`);
+        entry.textBoxes = r.text_boxes.map((b) => parseTextBox(b, `${meta}:${i + 1}`));
+      }
+      entries.push(entry);
     });
   } else {
     const names = (await readdir(dir)).sort();
@@ -170,10 +180,17 @@ export class ImageDataset {
       const [y, x] = offsets?.[k] ?? [0, 0];
       return crop(img, y, x, c);
     };
+    const boxes = (i: number, k: number): TextBox[] => {
+      const list = this.entries[i]!.textBoxes ?? [];
+      if (!c) return list;
+      const [y, x] = offsets?.[k] ?? [0, 0];
+      return list.map((b) => cropTextBox(b, this.images[i]!.width, y, x, c));
+    };
     return {
       images: imagesToTensor(indices.map((i, k) => cut(this.images[i]!, k))),
       lowRes: this.lowRes && imagesToTensor(indices.map((i, k) => cut(this.lowRes![i]!, k))),
       captions: indices.map((i) => this.entries[i]!.text),
+      textBoxes: indices.map(boxes),
     };
   }
 }

@@ -3,7 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { TrueTypeFont } from '../../data/synth/font.js';
-import { renderScene } from '../../data/synth/render.js';
+import { renderScene, signTextBox } from '../../data/synth/render.js';
 import type { SceneKind } from '../../data/synth/scene.js';
 import { type Split, synthExamplesOfKinds } from '../../data/synth/splits.js';
 import { ImagenError } from '../../engine/errors.js';
@@ -49,9 +49,12 @@ export interface SynthDatasetOptions {
 
 /**
  * Write the imagefolder layout the trainer reads: NNNNNN.png plus metadata.jsonl rows
- * {file_name, text, scene}. The trainer reads only file_name and text; `scene` is the structured
+ * {file_name, text, text_boxes (signs only), scene}. The trainer reads file_name, text and
+ * text_boxes (where words are written, for `text_loss_weight`); `scene` is the structured
  * description the checker verifies. dataset.json records how the folder was made.
  */
+const round4 = (v: number) => Math.round(v * 1e4) / 1e4;
+
 export async function writeSynthDataset(o: SynthDatasetOptions): Promise<{ files: number }> {
   const font = loadDejaVu();
   await mkdir(o.out, { recursive: true });
@@ -61,7 +64,9 @@ export async function writeSynthDataset(o: SynthDatasetOptions): Promise<{ files
   for (const [i, ex] of examples.entries()) {
     const file = `${String(i).padStart(digits, '0')}.png`;
     await writeFile(join(o.out, file), await encodePng(renderScene(ex.scene, o.size, font)));
-    lines.push(JSON.stringify({ file_name: file, text: ex.caption, scene: ex.scene }));
+    // text_boxes is the generic field the trainer reads; scene is what the checker verifies.
+    const textBoxes = ex.scene.sign ? { text_boxes: [signTextBox(ex.scene.sign, font).map(round4)] } : {};
+    lines.push(JSON.stringify({ file_name: file, text: ex.caption, ...textBoxes, scene: ex.scene }));
     o.onProgress?.(i + 1, o.count);
   }
   await atomicWriteFile(join(o.out, 'metadata.jsonl'), `${lines.join('\n')}\n`);

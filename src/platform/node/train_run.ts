@@ -42,6 +42,8 @@ export interface TrainRunOptions {
   highNoiseWeightCap?: number;
   /** Share of super-resolution examples with rotated hues (color_augment.ts); kept like `cropSize`. */
   colorAugmentProb?: number;
+  /** How many times text-box pixels count in the loss (text_region.ts; 1 = off); kept like `cropSize`. */
+  textLossWeight?: number;
   /**
    * A new run starts from this pipeline folder's weights (fine-tuning) instead of random ones: its
    * UNet (config and weights) and its text encoder (trained on with the UNet, or the frozen encoder
@@ -341,6 +343,8 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
   }
   if (o.colorAugmentProb !== undefined)
     cfg = { ...cfg, train: { ...cfg.train, color_augment_prob: o.colorAugmentProb } };
+  if (o.textLossWeight !== undefined)
+    cfg = { ...cfg, train: { ...cfg.train, text_loss_weight: o.textLossWeight } };
   if (o.initFrom) {
     if (state)
       throw new ImagenError('BAD_INPUT', 'init-from starts a new run; a resumed run keeps its own weights');
@@ -380,6 +384,16 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
     cfg.crop_size,
   );
   say(`loaded ${data.length} captioned images from ${[o.dataDir].flat().join(', ')}`);
+  if (hp.textLossWeight !== 1) {
+    const boxed = data.entries.filter((e) => e.textBoxes?.length).length;
+    // Not an error: a mix may hold folders without words, but none at all is surely a mistake.
+    if (boxed === 0)
+      throw new ImagenError(
+        'CONFIG_INVALID',
+        'text_loss_weight needs images with text_boxes in metadata.jsonl (imagen dataset synth writes them for signs)',
+      );
+    say(`text_loss_weight ${hp.textLossWeight}: ${boxed} of ${data.length} images have text boxes`);
+  }
   const trainer = new DiffusionTrainer(
     o.runtime,
     { unet, textEncoder, tokenizer, schedule, imageNoisingSchedule: noising },
