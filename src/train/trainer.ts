@@ -107,6 +107,8 @@ export class DiffusionTrainer {
   readonly params: Parameter[];
   private readonly gradFn: GradFunction;
   private readonly sr: boolean;
+  /** The graph takes a `loss_weight` input (text_loss_weight ≠ 1), so every step must feed one. */
+  private readonly weighted: boolean;
   private readonly cleaned = new Map<string, string>();
 
   constructor(
@@ -130,7 +132,7 @@ export class DiffusionTrainer {
     }
     if (!(hp.textLossWeight >= 1))
       throw new ImagenError('CONFIG_INVALID', `text_loss_weight must be ≥ 1, got ${hp.textLossWeight}`);
-    const weighted = hp.textLossWeight !== 1;
+    this.weighted = hp.textLossWeight !== 1;
     for (const p of textEncoder.parameters()) p.requiresGrad = hp.trainTextEncoder;
     this.params = [...unet.parameters(), ...textEncoder.parameters()];
     const trainable = this.params.filter((p) => p.requiresGrad);
@@ -162,7 +164,7 @@ export class DiffusionTrainer {
           learnedVariance: learned,
           snrGamma: hp.snrGamma ?? undefined,
           highNoiseWeightCap: hp.highNoiseWeightCap ?? undefined,
-          pixelWeight: weighted ? i.loss_weight : undefined,
+          pixelWeight: this.weighted ? i.loss_weight : undefined,
         });
       },
       this.params,
@@ -213,7 +215,7 @@ export class DiffusionTrainer {
       input_ids: enc.inputIds,
       attention_mask: enc.attentionMask,
     };
-    if (this.hp.textLossWeight !== 1) {
+    if (this.weighted) {
       const [, , h, w] = batch.images.shape as number[];
       const boxes = batch.textBoxes ?? batch.captions.map(() => []);
       feeds.loss_weight = textRegionWeights(boxes, h!, w!, this.hp.textLossWeight);

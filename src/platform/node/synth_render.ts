@@ -47,14 +47,14 @@ export interface SynthDatasetOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
+const round4 = (v: number) => Math.round(v * 1e4) / 1e4;
+
 /**
  * Write the imagefolder layout the trainer reads: NNNNNN.png plus metadata.jsonl rows
  * {file_name, text, text_boxes (signs only), scene}. The trainer reads file_name, text and
  * text_boxes (where words are written, for `text_loss_weight`); `scene` is the structured
  * description the checker verifies. dataset.json records how the folder was made.
  */
-const round4 = (v: number) => Math.round(v * 1e4) / 1e4;
-
 export async function writeSynthDataset(o: SynthDatasetOptions): Promise<{ files: number }> {
   const font = loadDejaVu();
   await mkdir(o.out, { recursive: true });
@@ -64,7 +64,6 @@ export async function writeSynthDataset(o: SynthDatasetOptions): Promise<{ files
   for (const [i, ex] of examples.entries()) {
     const file = `${String(i).padStart(digits, '0')}.png`;
     await writeFile(join(o.out, file), await encodePng(renderScene(ex.scene, o.size, font)));
-    // text_boxes is the generic field the trainer reads; scene is what the checker verifies.
     const textBoxes = ex.scene.sign ? { text_boxes: [signTextBox(ex.scene.sign, font).map(round4)] } : {};
     lines.push(JSON.stringify({ file_name: file, text: ex.caption, ...textBoxes, scene: ex.scene }));
     o.onProgress?.(i + 1, o.count);
