@@ -19,7 +19,7 @@ import { synthExamples } from '../src/data/synth/splits.js';
 import { WORDS } from '../src/data/synth/vocab.js';
 import { textPreprocessing } from '../src/text/clean_caption.js';
 
-const out = process.argv[2] ?? 'training/word-tokenizer';
+const out = process.argv.slice(2).find((a) => !a.startsWith('--')) ?? 'training/word-tokenizer';
 const spell = process.argv.includes('--spell-words');
 const words = new Set<string>();
 const add = (text: string) => {
