@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { readImage } from '../../src/platform/node/image.js';
+import { tinyTrainArgs } from '../helpers/cli.js';
 import { writeShapesDataset } from '../helpers/shapes.js';
 
 let root: string;
@@ -14,20 +15,7 @@ beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'imagen-compare-'));
   await writeShapesDataset(join(root, 'data'), 8, 16);
   model = join(root, 'm');
-  const args = [
-    'train',
-    '--data',
-    join(root, 'data'),
-    '--out',
-    model,
-    '--resolution',
-    '16',
-    '--steps',
-    '2',
-    '--batch',
-    '4',
-  ];
-  expect(await main(['node', 'imagen', ...args, '--quiet'])).toBe(0);
+  expect(await main(['node', 'imagen', ...tinyTrainArgs(join(root, 'data'), model)])).toBe(0);
 });
 afterAll(() => rm(root, { recursive: true, force: true }));
 

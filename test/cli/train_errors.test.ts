@@ -13,6 +13,7 @@ import { NDArray } from '../../src/engine/ndarray.js';
 import { DOWN_BLOCK_TYPES } from '../../src/models/unet/config.js';
 import { openSafetensors, writeSafetensors } from '../../src/platform/node/files.js';
 import { tinyTrainConfig } from '../../src/train/config.js';
+import { tinyTrainArgs } from '../helpers/cli.js';
 import { writeShapesDataset } from '../helpers/shapes.js';
 
 let root: string;
@@ -35,21 +36,7 @@ async function run(...args: string[]): Promise<{ code: number; stderr: string }>
 
 /** The fast tiny training invocation every case starts from. */
 const train = (dataDir: string, out: string, ...extra: string[]) =>
-  run(
-    'train',
-    '--data',
-    dataDir,
-    '--out',
-    out,
-    '--resolution',
-    '16',
-    '--steps',
-    '2',
-    '--batch',
-    '2',
-    '--quiet',
-    ...extra,
-  );
+  run(...tinyTrainArgs(dataDir, out, { batch: 2 }), ...extra);
 
 /** A clean failure: the expected exit code, one `error:` line naming the problem, no stack trace. */
 function expectCleanError(r: { code: number; stderr: string }, code: number, pattern: RegExp): void {

@@ -21,3 +21,27 @@ export async function runCli(args: string[]): Promise<{ code: number; stdout: st
     o.mockRestore();
   }
 }
+
+/** `imagen train` arguments for a tiny run: a 16×16 base stage, by default 2 steps of batch 4, no progress bar. */
+export function tinyTrainArgs(
+  data: string,
+  out: string,
+  o: { steps?: number; batch?: number } = {},
+): string[] {
+  const steps = String(o.steps ?? 2);
+  const batch = String(o.batch ?? 4);
+  return [
+    'train',
+    '--data',
+    data,
+    '--out',
+    out,
+    '--resolution',
+    '16',
+    '--steps',
+    steps,
+    '--batch',
+    batch,
+    '--quiet',
+  ];
+}

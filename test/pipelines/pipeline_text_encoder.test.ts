@@ -8,6 +8,7 @@ import { StreamingT5Encoder } from '../../src/models/t5/streaming.js';
 import { encodePrompts } from '../../src/models/t5/t5_encoder.js';
 import { loadPipelineFolder, openTextEncoder } from '../../src/platform/node/pipeline_folder.js';
 import { createRuntime } from '../../src/platform/node/runtime.js';
+import { tinyTrainArgs } from '../helpers/cli.js';
 import { writeShapesDataset } from '../helpers/shapes.js';
 import { maxAbsErr } from '../reference/fd.js';
 
@@ -17,22 +18,7 @@ const rt = createRuntime({ threads: 1 });
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'imagen-te-'));
   await writeShapesDataset(join(root, 'data'), 8, 16);
-  const code = await main([
-    'node',
-    'imagen',
-    'train',
-    '--data',
-    join(root, 'data'),
-    '--out',
-    join(root, 'm'),
-    '--resolution',
-    '16',
-    '--steps',
-    '2',
-    '--batch',
-    '4',
-    '--quiet',
-  ]);
+  const code = await main(['node', 'imagen', ...tinyTrainArgs(join(root, 'data'), join(root, 'm'))]);
   expect(code).toBe(0);
 });
 afterAll(() => rm(root, { recursive: true, force: true }));

@@ -7,6 +7,7 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tinyTrainArgs } from '../helpers/cli.js';
 import { writeShapesDataset } from '../helpers/shapes.js';
 
 const BIN = resolve(__dirname, '..', '..', 'bin', 'imagen.js');
@@ -32,20 +33,9 @@ async function lines(path: string): Promise<number> {
 }
 
 const trainArgs = (data: string, out: string, steps = 24) => [
-  'train',
-  '--data',
-  data,
-  '--out',
-  out,
-  '--resolution',
-  '16',
-  '--steps',
-  String(steps),
-  '--batch',
-  '4',
+  ...tinyTrainArgs(data, out, { steps }),
   '--checkpoint-every',
   '6',
-  '--quiet',
 ];
 
 beforeAll(async () => {

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeSynthDataset } from '../../src/platform/node/synth_render.js';
-import { runCli } from '../helpers/cli.js';
+import { runCli, tinyTrainArgs } from '../helpers/cli.js';
 import { writeShapesDataset } from '../helpers/shapes.js';
 
 let root: string;
@@ -27,21 +27,7 @@ beforeAll(async () => {
 afterAll(() => rm(root, { recursive: true, force: true }));
 
 const train = (data: string, out: string, ...extra: string[]) =>
-  runCli([
-    'train',
-    '--data',
-    join(root, data),
-    '--out',
-    join(root, out),
-    '--quiet',
-    '--resolution',
-    '16',
-    '--steps',
-    '2',
-    '--batch',
-    '4',
-    ...extra,
-  ]);
+  runCli([...tinyTrainArgs(join(root, data), join(root, out)), ...extra]);
 
 const stepLoss = async (out: string, step: number) =>
   (await readFile(join(root, out, 'loss.jsonl'), 'utf8'))
