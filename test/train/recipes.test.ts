@@ -143,3 +143,17 @@ describe('the twentieth chunk’s sign recipes', () => {
     expect(state.config.train.text_loss_weight).toBe(8);
   }, 120_000);
 });
+
+describe('training/base-grown-signs-long.json', () => {
+  it('is the weighted sign recipe on a longer cosine schedule, nothing else changed', async () => {
+    const text = await readTrainConfig(join('training', 'base-grown-signs-text.json'));
+    const long = await readTrainConfig(join('training', 'base-grown-signs-long.json'));
+    expect(long.train).toEqual({ ...text.train, max_steps: 30000 });
+    expect({ ...long, train: undefined, comment: undefined }).toEqual({
+      ...text,
+      train: undefined,
+      comment: undefined,
+    });
+    expect(long.text_encoder_from).toBeDefined();
+  });
+});
