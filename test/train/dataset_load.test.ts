@@ -1,7 +1,7 @@
 /**
  * ImageDataset.load decodes many files at once: rows keep the order of the folders' entries, a
  * folder given twice (to weigh it more in a mix) is decoded once, progress counts every row, and
- * one unreadable file fails the load naming it.
+ * one unreadable file fails the load naming it; a training run reports the load's progress.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,6 +11,9 @@ import type { NDArray } from '../../src/engine/ndarray.js';
 import { imagesToTensor } from '../../src/io/image.js';
 import { ImageDataset } from '../../src/platform/node/dataset.js';
 import * as image from '../../src/platform/node/image.js';
+import { createRuntime } from '../../src/platform/node/runtime.js';
+import { runTraining } from '../../src/platform/node/train_run.js';
+import { tinyTrainConfig } from '../../src/train/config.js';
 import { writeShapesDataset } from '../helpers/shapes.js';
 
 vi.mock('../../src/platform/node/image.js', async (importOriginal) => {
@@ -65,4 +68,18 @@ describe('ImageDataset.load', () => {
       message: expect.stringContaining('img_13.png'),
     });
   });
+
+  it('a training run reports the load’s progress before its first step', async () => {
+    const events: string[] = [];
+    await runTraining({
+      dataDir: dir,
+      outDir: join(root, 'run'),
+      config: tinyTrainConfig('base', 16),
+      overrides: { maxSteps: 1, batchSize: 2 },
+      runtime: createRuntime(),
+      onLoadProgress: (done, total) => events.push(`${done}/${total}`),
+      onStep: (s) => events.push(`step ${s.step}`),
+    });
+    expect(events).toEqual([...Array.from({ length: N }, (_, i) => `${i + 1}/${N}`), 'step 1']);
+  }, 60_000);
 });

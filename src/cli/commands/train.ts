@@ -154,6 +154,7 @@ export function registerTrain(program: Command): void {
         say,
         'finishing the current step and writing a checkpoint (press again to abort)',
       );
+      const loading = new ProgressBar('load', 'images', { quiet: f.quiet });
       const bar = new ProgressBar('train', 'loss {loss} | {ips} img/s', { quiet: f.quiet });
       let started = false;
       try {
@@ -172,6 +173,11 @@ export function registerTrain(program: Command): void {
           runtime: createRuntime(),
           stopSignal: signals.stop,
           onMessage: say,
+          onLoadProgress: (done, total) => {
+            if (done === 1) loading.start(total);
+            loading.update(done);
+            if (done === total) loading.stop();
+          },
           onStep: (s) => {
             if (!started) {
               bar.start(s.maxSteps, s.step - 1, { loss: '-', ips: '-' });
@@ -192,6 +198,7 @@ export function registerTrain(program: Command): void {
           });
         }
       } finally {
+        loading.stop();
         bar.stop();
         signals.dispose();
       }

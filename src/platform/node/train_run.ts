@@ -54,6 +54,8 @@ export interface TrainRunOptions {
   runtime: Runtime;
   onStep?: (s: StepStats & { imagesPerSecond: number; maxSteps: number }) => void;
   onMessage?: (msg: string) => void;
+  /** Images decoded so far while the data loads (minutes for a few hundred thousand files). */
+  onLoadProgress?: (done: number, total: number) => void;
   /** Set to request a clean stop (SIGINT/SIGTERM): the current step finishes, a checkpoint is written. */
   stopSignal?: { stop: boolean };
 }
@@ -380,7 +382,7 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
     o.dataDir,
     cfg.resolution,
     cfg.stage === 'sr' ? cfg.low_resolution : undefined,
-    undefined,
+    o.onLoadProgress,
     cfg.crop_size,
   );
   say(`loaded ${data.length} captioned images from ${[o.dataDir].flat().join(', ')}`);
