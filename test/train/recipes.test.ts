@@ -22,6 +22,11 @@ beforeAll(async () => {
 });
 afterAll(() => rm(root, { recursive: true, force: true }));
 
+const recipe = (name: string) => readTrainConfig(join('training', name));
+
+/** A recipe without its comment and the given key: what a child recipe must share with its parent. */
+const except = (cfg: object, key: string) => ({ ...cfg, [key]: undefined, comment: undefined });
+
 /** One training step of batch 2 on the tiny dataset, as training/README.md's commands run a recipe. */
 const trainOneStep = (file: string, out: string, extra: string[] = [], data = join(root, 'data')) =>
   main([
@@ -78,8 +83,8 @@ describe('training/base-grown-finetune.json', () => {
 
 describe('training/base-grown-signs.json', () => {
   it('is the fine-tune recipe with its own learning rate and length, everything else inherited', async () => {
-    const parent = await readTrainConfig(join('training', 'base-grown-finetune.json'));
-    const cfg = await readTrainConfig(join('training', 'base-grown-signs.json'));
+    const parent = await recipe('base-grown-finetune.json');
+    const cfg = await recipe('base-grown-signs.json');
     expect(cfg.train).toEqual({ ...parent.train, learning_rate: 0.0003, max_steps: 7000 });
     expect(cfg.unet).toEqual(parent.unet);
     expect(cfg.train).toMatchObject({ lr_schedule: 'cosine', warmup_steps: 200 });
@@ -88,25 +93,17 @@ describe('training/base-grown-signs.json', () => {
 
 describe('the twentieth chunk’s sign recipes', () => {
   it('base-grown-signs-text.json only adds text_loss_weight; -words trains the encoder; -spelled only swaps the tokenizer', async () => {
-    const signs = await readTrainConfig(join('training', 'base-grown-signs.json'));
-    const text = await readTrainConfig(join('training', 'base-grown-signs-text.json'));
+    const signs = await recipe('base-grown-signs.json');
+    const text = await recipe('base-grown-signs-text.json');
     expect(text.train).toEqual({ ...signs.train, text_loss_weight: 8 });
-    expect({ ...text, train: undefined, comment: undefined }).toEqual({
-      ...signs,
-      train: undefined,
-      comment: undefined,
-    });
-    const words = await readTrainConfig(join('training', 'base-grown-signs-words.json'));
+    expect(except(text, 'train')).toEqual(except(signs, 'train'));
+    const words = await recipe('base-grown-signs-words.json');
     expect(text.text_encoder_from).toBeDefined();
     expect(words.text_encoder_from).toBeUndefined();
     expect(words.train).toEqual(text.train);
-    const spelled = await readTrainConfig(join('training', 'base-grown-signs-spelled.json'));
+    const spelled = await recipe('base-grown-signs-spelled.json');
     expect(spelled.tokenizer).toEqual({ path: resolve('training', 'spelled-tokenizer') });
-    expect({ ...spelled, tokenizer: undefined, comment: undefined }).toEqual({
-      ...words,
-      tokenizer: undefined,
-      comment: undefined,
-    });
+    expect(except(spelled, 'tokenizer')).toEqual(except(words, 'tokenizer'));
   });
 
   it('the spelled tokenizer spells sign words and keeps every other word’s id', async () => {
@@ -146,14 +143,10 @@ describe('the twentieth chunk’s sign recipes', () => {
 
 describe('training/base-grown-signs-long.json', () => {
   it('is the weighted sign recipe on a longer cosine schedule, nothing else changed', async () => {
-    const text = await readTrainConfig(join('training', 'base-grown-signs-text.json'));
-    const long = await readTrainConfig(join('training', 'base-grown-signs-long.json'));
+    const text = await recipe('base-grown-signs-text.json');
+    const long = await recipe('base-grown-signs-long.json');
     expect(long.train).toEqual({ ...text.train, max_steps: 30000 });
-    expect({ ...long, train: undefined, comment: undefined }).toEqual({
-      ...text,
-      train: undefined,
-      comment: undefined,
-    });
+    expect(except(long, 'train')).toEqual(except(text, 'train'));
     expect(long.text_encoder_from).toBeDefined();
   });
 });
