@@ -18,7 +18,7 @@ import { writeShapesDataset } from '../helpers/shapes.js';
 
 vi.mock('../../src/platform/node/image.js', async (importOriginal) => {
   const orig = await importOriginal<typeof import('../../src/platform/node/image.js')>();
-  return { ...orig, readImage: vi.fn(orig.readImage) };
+  return { ...orig, readImage: vi.fn(orig.readImage), readImageAtSizes: vi.fn(orig.readImageAtSizes) };
 });
 
 const N = 20;
@@ -45,18 +45,35 @@ describe('ImageDataset.load', () => {
 
   it('decodes a folder given twice once, and reports progress for every row', async () => {
     const read = vi.mocked(image.readImage);
+    const atSizes = vi.mocked(image.readImageAtSizes);
     read.mockClear();
+    atSizes.mockClear();
     const progress: [number, number][] = [];
     const ds = await ImageDataset.load([dir, dir], 16, 4, (done, total) => progress.push([done, total]));
     expect(ds.length).toBe(2 * N);
-    // One full-size and one low-resolution decode per distinct file.
-    expect(read).toHaveBeenCalledTimes(2 * N);
+    // One decode per distinct file, giving both the full-size and the low-resolution image.
+    expect(atSizes).toHaveBeenCalledTimes(N);
+    expect(read).not.toHaveBeenCalled();
     expect(progress).toEqual(Array.from({ length: 2 * N }, (_, i) => [i + 1, 2 * N]));
     const first = ds.batch([0, 7, N - 1]);
     const second = ds.batch([N, N + 7, 2 * N - 1]);
     expect(px(second.images)).toEqual(px(first.images));
     expect(px(second.lowRes!)).toEqual(px(first.lowRes!));
     expect(second.captions).toEqual(first.captions);
+  });
+
+  it('decoding once and resizing twice gives the pixels of two separate reads', async () => {
+    // Not square, so the center crop of 'cover' matters too.
+    const file = join(root, 'wide.png');
+    const noise = Uint8Array.from({ length: 40 * 24 * 3 }, (_, i) => (i * 7919) % 251);
+    await image.writePng(file, { width: 40, height: 24, data: noise });
+    const sizes = [
+      { width: 16, height: 16 },
+      { width: 5, height: 5 },
+    ];
+    const [big, small] = await image.readImageAtSizes(file, sizes);
+    expect(big).toEqual(await image.readImage(file, sizes[0]));
+    expect(small).toEqual(await image.readImage(file, sizes[1]));
   });
 
   it('fails with FILE_INVALID naming the one file that is not an image', async () => {

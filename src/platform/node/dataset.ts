@@ -6,7 +6,7 @@ import { linearInterpolationMatrix } from '../../engine/ops/resample.js';
 import { imagesToTensor, type RgbImage } from '../../io/image.js';
 import { cropTextBox, parseTextBox, type TextBox } from '../../train/text_region.js';
 import type { Batch } from '../../train/trainer.js';
-import { readImage } from './image.js';
+import { readImage, readImageAtSizes } from './image.js';
 
 export interface CaptionedFile {
   file: string;
@@ -164,10 +164,12 @@ export class ImageDataset {
     // twice (to weigh it more in the mix) is decoded once; its rows share the pixels.
     const decoded = new Map<string, Promise<[RgbImage, RgbImage | undefined]>>();
     const decode = async (file: string): Promise<[RgbImage, RgbImage | undefined]> => {
-      const image = await readImage(file, { width: size, height: size });
-      if (!lowResSize) return [image, undefined];
-      const l = await readImage(file, { width: lowResSize, height: lowResSize });
-      return [image, cropSize ? upsampleAlignCorners(l, size) : l];
+      if (!lowResSize) return [await readImage(file, { width: size, height: size }), undefined];
+      const [image, l] = await readImageAtSizes(file, [
+        { width: size, height: size },
+        { width: lowResSize, height: lowResSize },
+      ]);
+      return [image!, cropSize ? upsampleAlignCorners(l!, size) : l];
     };
     let done = 0;
     const pairs = await pMap(

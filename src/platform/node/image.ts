@@ -14,6 +14,18 @@ export async function readImage(path: string, size?: { width: number; height: nu
 }
 
 /**
+ * Decode the file once and resize it to each of `sizes` (cover + center crop, as `readImage`): a
+ * super-resolution dataset needs every file at two sizes, and decoding is most of the cost.
+ */
+export async function readImageAtSizes(
+  path: string,
+  sizes: readonly { width: number; height: number }[],
+): Promise<RgbImage[]> {
+  const full = await readImage(path);
+  return Promise.all(sizes.map((s) => resizeRaw(full, s.width, s.height, 'cover')));
+}
+
+/**
  * Decode the file at `path` with sharp (alpha dropped, then `prepare` applied) to raw pixels with
  * `channels` channels; a missing file is NOT_FOUND and anything sharp cannot read FILE_INVALID,
  * both naming the file as `what` (image, mask, …).
@@ -58,8 +70,17 @@ export async function writePng(path: string, img: RgbImage): Promise<void> {
 
 /** Resize with a good filter (used where the pipeline does not prescribe torch's exact resize). */
 export async function resizeImage(img: RgbImage, width: number, height: number): Promise<RgbImage> {
+  return resizeRaw(img, width, height, 'fill');
+}
+
+async function resizeRaw(
+  img: RgbImage,
+  width: number,
+  height: number,
+  fit: 'fill' | 'cover',
+): Promise<RgbImage> {
   const { data, info } = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })
-    .resize(width, height, { fit: 'fill', kernel: 'lanczos3' })
+    .resize(width, height, { fit, kernel: 'lanczos3' })
     .raw()
     .toBuffer({ resolveWithObject: true });
   return {
