@@ -150,3 +150,12 @@ describe('training/base-grown-signs-long.json', () => {
     expect(long.text_encoder_from).toBeDefined();
   });
 });
+
+describe('training/base-grown-signs-long-1e3.json', () => {
+  it('is the long sign recipe from a peak lr of 1e-3, nothing else changed', async () => {
+    const long = await recipe('base-grown-signs-long.json');
+    const fast = await recipe('base-grown-signs-long-1e3.json');
+    expect(fast.train).toEqual({ ...long.train, learning_rate: 0.001 });
+    expect(except(fast, 'train')).toEqual(except(long, 'train'));
+  });
+});
