@@ -1,13 +1,13 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ImagenError } from '../../src/engine/errors.js';
 import { loadTokenizer } from '../../src/platform/node/tokenizer_files.js';
 import { ByT5Tokenizer } from '../../src/text/byt5.js';
 import { HFJsonTokenizer, T5Tokenizer } from '../../src/text/tokenizer.js';
 import { fixture } from '../helpers/fixtures.js';
+import { useTmpDir } from '../helpers/test_dirs.js';
 
 // test/text/data/t5-fast/tokenizer.json was generated from the fixture's spiece.model with
 // transformers' T5TokenizerFast.from_pretrained(dir).save_pretrained(out) (see its README.md).
@@ -21,15 +21,13 @@ interface Case {
 
 const dir = fixture('t5-tokenizer');
 
-const made: string[] = [];
-const tempDir = (prefix: string) => {
-  const d = mkdtempSync(join(tmpdir(), prefix));
-  made.push(d);
+const tmp = useTmpDir('tokenizer-json-');
+/** A fresh folder for one test's tokenizer files, removed with the others after the file's tests. */
+const tempDir = (name: string) => {
+  const d = tmp.file(name);
+  mkdirSync(d);
   return d;
 };
-afterAll(() => {
-  for (const d of made) rmSync(d, { recursive: true, force: true });
-});
 
 describe.skipIf(!dir)('tokenizer.json (fast tokenizer via @huggingface/tokenizers)', () => {
   const cases = JSON.parse(readFileSync(join(dir!, 'cases.json'), 'utf8')) as Case[];
@@ -78,7 +76,7 @@ describe('loadTokenizer (Node folder loader)', () => {
   });
 
   it('ByT5 from config.json', async () => {
-    const d = tempDir('byt5-');
+    const d = tempDir('byt5');
     writeFileSync(join(d, 'config.json'), JSON.stringify({ tokenizer_class: 'ByT5Tokenizer' }));
     const tok = await loadTokenizer(d);
     expect(tok).toBeInstanceOf(ByT5Tokenizer);
@@ -86,7 +84,7 @@ describe('loadTokenizer (Node folder loader)', () => {
   });
 
   it('NOT_FOUND lists what was looked for', async () => {
-    const d = tempDir('empty-');
+    const d = tempDir('empty');
     await expect(loadTokenizer(d)).rejects.toMatchObject({
       code: 'NOT_FOUND',
       message: /tokenizer\.json.*spiece\.model/,
@@ -95,13 +93,13 @@ describe('loadTokenizer (Node folder loader)', () => {
   });
 
   it('corrupt spiece.model → FILE_INVALID naming the file', async () => {
-    const d = tempDir('corrupt-');
+    const d = tempDir('corrupt');
     writeFileSync(join(d, 'spiece.model'), Buffer.from([0x0a, 0x05, 0x0a, 0x03, 0x61]));
     await expect(loadTokenizer(d)).rejects.toMatchObject({ code: 'FILE_INVALID', message: /spiece\.model/ });
   });
 
   it('invalid JSON config → FILE_INVALID', async () => {
-    const d = tempDir('badjson-');
+    const d = tempDir('badjson');
     writeFileSync(join(d, 'tokenizer_config.json'), '{nope');
     await expect(loadTokenizer(d)).rejects.toMatchObject({ code: 'FILE_INVALID' });
   });

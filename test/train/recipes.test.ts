@@ -27,6 +27,14 @@ const recipe = (name: string) => readTrainConfig(join('training', name));
 /** A recipe without its comment and the given key: what a child recipe must share with its parent. */
 const except = (cfg: object, key: string) => ({ ...cfg, [key]: undefined, comment: undefined });
 
+/** `child` is `parent` with only these `train` fields changed (its comment aside); returns both. */
+async function expectTrainChanges(child: string, parent: string, train: object) {
+  const [c, p] = [await recipe(child), await recipe(parent)];
+  expect(c.train).toEqual({ ...p.train, ...train });
+  expect(except(c, 'train')).toEqual(except(p, 'train'));
+  return c;
+}
+
 /** One training step of batch 2 on the tiny dataset, as training/README.md's commands run a recipe. */
 const trainOneStep = (file: string, out: string, extra: string[] = [], data = join(root, 'data')) =>
   main([
@@ -93,10 +101,9 @@ describe('training/base-grown-signs.json', () => {
 
 describe('the twentieth chunk’s sign recipes', () => {
   it('base-grown-signs-text.json only adds text_loss_weight; -words trains the encoder; -spelled only swaps the tokenizer', async () => {
-    const signs = await recipe('base-grown-signs.json');
-    const text = await recipe('base-grown-signs-text.json');
-    expect(text.train).toEqual({ ...signs.train, text_loss_weight: 8 });
-    expect(except(text, 'train')).toEqual(except(signs, 'train'));
+    const text = await expectTrainChanges('base-grown-signs-text.json', 'base-grown-signs.json', {
+      text_loss_weight: 8,
+    });
     const words = await recipe('base-grown-signs-words.json');
     expect(text.text_encoder_from).toBeDefined();
     expect(words.text_encoder_from).toBeUndefined();
@@ -143,19 +150,17 @@ describe('the twentieth chunk’s sign recipes', () => {
 
 describe('training/base-grown-signs-long.json', () => {
   it('is the weighted sign recipe on a longer cosine schedule, nothing else changed', async () => {
-    const text = await recipe('base-grown-signs-text.json');
-    const long = await recipe('base-grown-signs-long.json');
-    expect(long.train).toEqual({ ...text.train, max_steps: 30000 });
-    expect(except(long, 'train')).toEqual(except(text, 'train'));
+    const long = await expectTrainChanges('base-grown-signs-long.json', 'base-grown-signs-text.json', {
+      max_steps: 30000,
+    });
     expect(long.text_encoder_from).toBeDefined();
   });
 });
 
 describe('training/base-grown-signs-long-1e3.json', () => {
   it('is the long sign recipe from a peak lr of 1e-3, nothing else changed', async () => {
-    const long = await recipe('base-grown-signs-long.json');
-    const fast = await recipe('base-grown-signs-long-1e3.json');
-    expect(fast.train).toEqual({ ...long.train, learning_rate: 0.001 });
-    expect(except(fast, 'train')).toEqual(except(long, 'train'));
+    await expectTrainChanges('base-grown-signs-long-1e3.json', 'base-grown-signs-long.json', {
+      learning_rate: 0.001,
+    });
   });
 });
