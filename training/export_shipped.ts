@@ -6,11 +6,10 @@
  *
  *   npx tsx training/export_shipped.ts --base RUN/base --sr RUN/sr --out models/imagen-ts-shapes
  */
-import { cp, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { cp, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { openSafetensors, writeSafetensors } from '../src/platform/node/files.js';
-import type { NDArray } from '../src/engine/ndarray.js';
+import { rewritePipeline, type Tensors } from './pipeline_weights.js';
 
 const { values } = parseArgs({
   options: { base: { type: 'string' }, sr: { type: 'string' }, out: { type: 'string' } },
@@ -43,30 +42,11 @@ const GENERATION = {
 };
 
 async function exportStage(src: string, dst: string, gen: Record<string, unknown>): Promise<void> {
-  await mkdir(dst, { recursive: true });
-  // Only the pipeline: model_index.json and the component folders it names (a run folder also
-  // holds checkpoint/, loss.jsonl and the eval-*/ reports of training/curve.sh).
-  const index = JSON.parse(await readFile(join(src, 'model_index.json'), 'utf8')) as Record<string, unknown>;
-  await cp(join(src, 'model_index.json'), join(dst, 'model_index.json'));
-  for (const entry of await readdir(src, { withFileTypes: true })) {
-    if (!entry.isDirectory() || !Array.isArray(index[entry.name])) continue;
-    await mkdir(join(dst, entry.name), { recursive: true });
-    for (const f of await readdir(join(src, entry.name))) {
-      const from = join(src, entry.name, f);
-      if (!f.endsWith('.safetensors')) {
-        await cp(from, join(dst, entry.name, f));
-        continue;
-      }
-      const st = await openSafetensors(from);
-      const half: Record<string, NDArray> = {};
-      try {
-        for (const k of st.keys()) half[k] = (await st.get(k)).cast('float16');
-      } finally {
-        await st.close();
-      }
-      await writeSafetensors(join(dst, entry.name, f), half, { format: 'pt' });
-    }
-  }
+  await rewritePipeline(src, dst, (_file, tensors) => {
+    const half: Tensors = {};
+    for (const [k, t] of Object.entries(tensors)) half[k] = t.cast('float16');
+    return half;
+  });
   await writeFile(join(dst, 'generation_config.json'), `${JSON.stringify(gen, null, 2)}\n`);
 }
 

@@ -1,0 +1,47 @@
+/**
+ * The dev scripts' shared walk over a pipeline folder: model_index.json and the component folders it
+ * names are copied, every safetensors file passing through `rewrite` (a run folder also holds
+ * checkpoint/, loss.jsonl and eval reports, which stay behind).
+ */
+import { cp, mkdir, readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { NDArray } from '../src/engine/ndarray.js';
+import { openSafetensors, writeSafetensors } from '../src/platform/node/files.js';
+
+export type Tensors = Record<string, NDArray>;
+
+/** Every tensor of one safetensors file, in its stored dtype. */
+export async function readTensors(path: string): Promise<Tensors> {
+  const st = await openSafetensors(path);
+  const all: Tensors = {};
+  try {
+    for (const k of st.keys()) all[k] = await st.get(k);
+  } finally {
+    await st.close();
+  }
+  return all;
+}
+
+/** Copy pipeline `src` to `dst`; `file` is a weights file's path inside the pipeline (`unet/….safetensors`). */
+export async function rewritePipeline(
+  src: string,
+  dst: string,
+  rewrite: (file: string, tensors: Tensors) => Tensors | Promise<Tensors>,
+): Promise<void> {
+  await mkdir(dst, { recursive: true });
+  const index = JSON.parse(await readFile(join(src, 'model_index.json'), 'utf8')) as Record<string, unknown>;
+  await cp(join(src, 'model_index.json'), join(dst, 'model_index.json'));
+  for (const entry of await readdir(src, { withFileTypes: true })) {
+    if (!entry.isDirectory() || !Array.isArray(index[entry.name])) continue;
+    await mkdir(join(dst, entry.name), { recursive: true });
+    for (const f of await readdir(join(src, entry.name))) {
+      const file = join(entry.name, f);
+      if (!f.endsWith('.safetensors')) {
+        await cp(join(src, file), join(dst, file));
+        continue;
+      }
+      const out = await rewrite(file, await readTensors(join(src, file)));
+      await writeSafetensors(join(dst, file), out, { format: 'pt' });
+    }
+  }
+}
