@@ -25,6 +25,13 @@ beforeAll(async () => {
   await write('mine/loop-a.json', { extends: 'loop-b.json' });
   await write('mine/loop-b.json', { extends: 'loop-a.json' });
   await write('mine/bad.json', { extends: 3 });
+  // A chain as deep as the repository's own recipes grew (training/*.json: ten files by the
+  // twenty-seventh chunk), each file changing one thing.
+  for (let i = 1; i <= 12; i++)
+    await write(`mine/deep-${i}.json`, {
+      extends: i === 1 ? 'grandchild.json' : `deep-${i - 1}.json`,
+      train: { max_steps: i },
+    });
 });
 afterAll(() => rm(root, { recursive: true, force: true }));
 
@@ -43,6 +50,13 @@ describe('train config "extends"', () => {
     expect('extends' in cfg).toBe(false);
     // A comment describes its own file: the child, having none, inherits none.
     expect((await readTrainConfig(join(root, 'mine', 'child.json'))).comment).toBeUndefined();
+  });
+
+  it('follows a long chain of recipes, each extending the last', async () => {
+    const cfg = await readTrainConfig(join(root, 'mine', 'deep-12.json'));
+    expect(cfg.train.max_steps).toBe(12);
+    expect(cfg.train.batch_size).toBe(3);
+    expect(cfg.scheduler.prediction_type).toBe('v_prediction');
   });
 
   it('refuses loops and a non-string "extends"', async () => {

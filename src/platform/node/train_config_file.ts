@@ -3,8 +3,11 @@ import { ImagenError } from '../../engine/errors.js';
 import { mergeConfigJson, parseTrainConfig, type TrainConfig } from '../../train/config.js';
 import { readJson } from './config.js';
 
-/** Deeper than any sane chain of recipes; past it the chain is taken to loop. */
-const MAX_EXTENDS = 8;
+/**
+ * A guard against runaway chains (a loop is caught by name); recipes that each change one thing
+ * grow long chains: the repository's own reached ten files.
+ */
+const MAX_EXTENDS = 64;
 
 /**
  * Paths inside a config file are relative to that file, so a committed recipe runs from anywhere;
@@ -21,11 +24,10 @@ function absolutePaths(json: Record<string, unknown>, dir: string): Record<strin
 }
 
 async function readChain(path: string, seen: string[]): Promise<Record<string, unknown>> {
-  if (seen.length >= MAX_EXTENDS || seen.includes(path))
-    throw new ImagenError(
-      'CONFIG_INVALID',
-      `${seen[0]}: "extends" loops or is deeper than ${MAX_EXTENDS} (${[...seen, path].join(' → ')})`,
-    );
+  if (seen.includes(path))
+    throw new ImagenError('CONFIG_INVALID', `${seen[0]}: "extends" loops (${[...seen, path].join(' → ')})`);
+  if (seen.length >= MAX_EXTENDS)
+    throw new ImagenError('CONFIG_INVALID', `${seen[0]}: "extends" is deeper than ${MAX_EXTENDS} files`);
   const json = await readJson(path);
   if (typeof json !== 'object' || json === null || Array.isArray(json))
     throw new ImagenError('CONFIG_INVALID', `${path}: expected a JSON object`);
