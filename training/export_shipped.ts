@@ -9,7 +9,7 @@
 import { cp, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { rewritePipeline, type Tensors } from './pipeline_weights.js';
+import { rewritePipeline, toFloat16 } from './pipeline_weights.js';
 
 const { values } = parseArgs({
   options: { base: { type: 'string' }, sr: { type: 'string' }, out: { type: 'string' } },
@@ -42,11 +42,7 @@ const GENERATION = {
 };
 
 async function exportStage(src: string, dst: string, gen: Record<string, unknown>): Promise<void> {
-  await rewritePipeline(src, dst, (_file, tensors) => {
-    const half: Tensors = {};
-    for (const [k, t] of Object.entries(tensors)) half[k] = t.cast('float16');
-    return half;
-  });
+  await rewritePipeline(src, dst, (_file, tensors) => toFloat16(tensors));
   await writeFile(join(dst, 'generation_config.json'), `${JSON.stringify(gen, null, 2)}\n`);
 }
 

@@ -22,6 +22,13 @@ export async function readTensors(path: string): Promise<Tensors> {
   return all;
 }
 
+/** The same tensors stored as float16 (the runtime widens them to float32 inside the graph). */
+export function toFloat16(tensors: Tensors): Tensors {
+  const half: Tensors = {};
+  for (const [k, t] of Object.entries(tensors)) half[k] = t.cast('float16');
+  return half;
+}
+
 /** Copy pipeline `src` to `dst`; `file` is a weights file's path inside the pipeline (`unet/….safetensors`). */
 export async function rewritePipeline(
   src: string,
