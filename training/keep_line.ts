@@ -8,9 +8,9 @@
  *
  *   npx tsx training/keep_line.ts PIPELINE_DIR training/lines/NAME "what it is"
  */
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { rewritePipeline, toFloat16 } from './pipeline_weights.js';
+import { replacePipeline, toFloat16 } from './pipeline_weights.js';
 
 const [src, out, about] = process.argv.slice(2);
 if (!src || !out || !about) {
@@ -25,11 +25,11 @@ async function lastStep(dir: string): Promise<number | null> {
   return last ? (JSON.parse(last) as { step: number }).step : null;
 }
 
-const tmp = `${out}.tmp`;
-await rm(tmp, { recursive: true, force: true });
-await rewritePipeline(src, tmp, (_file, tensors) => toFloat16(tensors));
 const kept = { about, source: src, step: await lastStep(src), dtype: 'float16' };
-await writeFile(join(tmp, 'kept.json'), `${JSON.stringify(kept, null, 2)}\n`);
-await rm(out, { recursive: true, force: true });
-await rename(tmp, out);
+await replacePipeline(
+  src,
+  out,
+  (_file, tensors) => toFloat16(tensors),
+  (dir) => writeFile(join(dir, 'kept.json'), `${JSON.stringify(kept, null, 2)}\n`),
+);
 console.log(JSON.stringify({ out, ...kept }));

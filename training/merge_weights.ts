@@ -8,10 +8,9 @@
  *
  *   npx tsx training/merge_weights.ts A_DIR B_DIR ALPHA OUT_DIR
  */
-import { rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NDArray } from '../src/engine/ndarray.js';
-import { readTensors, rewritePipeline, type Tensors } from './pipeline_weights.js';
+import { readTensors, replacePipeline, type Tensors } from './pipeline_weights.js';
 
 const [a, b, alphaArg, out] = process.argv.slice(2);
 const alpha = Number(alphaArg);
@@ -20,10 +19,8 @@ if (!a || !b || !out || !Number.isFinite(alpha)) {
   process.exit(2);
 }
 
-const tmp = `${out}.tmp`;
-await rm(tmp, { recursive: true, force: true });
 let merged = 0;
-await rewritePipeline(b, tmp, async (file, tb) => {
+await replacePipeline(b, out, async (file, tb) => {
   const ta = await readTensors(join(a, file));
   if (Object.keys(ta).sort().join() !== Object.keys(tb).sort().join())
     throw new Error(`${file}: the two folders hold different tensors`);
@@ -39,6 +36,4 @@ await rewritePipeline(b, tmp, async (file, tb) => {
   }
   return mix;
 });
-await rm(out, { recursive: true, force: true });
-await rename(tmp, out);
 console.log(JSON.stringify({ a, b, alpha, out, tensors: merged }));

@@ -3,7 +3,7 @@
  * names are copied, every safetensors file passing through `rewrite` (a run folder also holds
  * checkpoint/, loss.jsonl and eval reports, which stay behind).
  */
-import { cp, mkdir, readdir, readFile } from 'node:fs/promises';
+import { cp, mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { NDArray } from '../src/engine/ndarray.js';
 import { openSafetensors, writeSafetensors } from '../src/platform/node/files.js';
@@ -51,4 +51,22 @@ export async function rewritePipeline(
       await writeSafetensors(join(dst, file), out, { format: 'pt' });
     }
   }
+}
+
+/**
+ * `rewritePipeline` into `out`, built beside it as `out.tmp` and swapped in only when complete, so an
+ * interrupted script leaves the old folder; `finish` may add files to the new folder first.
+ */
+export async function replacePipeline(
+  src: string,
+  out: string,
+  rewrite: (file: string, tensors: Tensors) => Tensors | Promise<Tensors>,
+  finish?: (dir: string) => Promise<void>,
+): Promise<void> {
+  const tmp = `${out}.tmp`;
+  await rm(tmp, { recursive: true, force: true });
+  await rewritePipeline(src, tmp, rewrite);
+  await finish?.(tmp);
+  await rm(out, { recursive: true, force: true });
+  await rename(tmp, out);
 }
