@@ -484,8 +484,18 @@ export class HFJsonTokenizer implements TextTokenizer {
     if (!tokenizerJson || typeof tokenizerJson !== 'object' || typeof tokenizerJson.model !== 'object') {
       throw new ImagenError('FILE_INVALID', `${source}: not a tokenizers JSON file (no "model" object)`);
     }
+    // A WordLevel model names its unknown token in tokenizer.json itself (the Python library reads it
+    // there); @huggingface/tokenizers looks only in tokenizer_config.json and otherwise maps an
+    // unknown word to no id at all.
+    const model = tokenizerJson.model as JsonObject;
+    const modelUnk =
+      model.type === 'WordLevel' && typeof model.unk_token === 'string' ? model.unk_token : undefined;
+    const config =
+      modelUnk && tokenizerConfig.unk_token === undefined
+        ? { ...tokenizerConfig, unk_token: modelUnk }
+        : tokenizerConfig;
     try {
-      this.tokenizer = new HFTokenizer(tokenizerJson, tokenizerConfig);
+      this.tokenizer = new HFTokenizer(tokenizerJson, config);
     } catch (e) {
       throw new ImagenError(
         'FILE_INVALID',

@@ -15,6 +15,7 @@ import {
   synthExample,
   synthExamples,
   synthExamplesOfKinds,
+  withSignColourDropped,
 } from '../../src/data/synth/splits.js';
 import {
   BACKGROUNDS,
@@ -138,6 +139,42 @@ describe('scene grammar', () => {
   it('is a pure function of (seed, split, index)', () => {
     expect(synthExample(11, 'train', 700)).toEqual(examples[700]);
     expect(synthExample(12, 'train', 700)).not.toEqual(examples[700]);
+  });
+});
+
+describe('sign captions without the colour', () => {
+  const signs = synthExamplesOfKinds(21, 'train', 400, ['sign']).examples;
+  const objects = synthExamplesOfKinds(21, 'train', 20, ['objects', 'relation']).examples;
+  const names = (c: string) => c.split(' ').filter((w) => (COLOUR_NAMES as readonly string[]).includes(w));
+
+  it('drops the colour of about that fraction of sign captions, keeping the word and the scene', () => {
+    const out = signs.map((ex) => withSignColourDropped(ex, 21, 0.3));
+    const dropped = out.filter((ex, i) => ex.caption !== signs[i]!.caption);
+    expect(dropped.length).toBeGreaterThan(0.3 * 400 - 40);
+    expect(dropped.length).toBeLessThan(0.3 * 400 + 40);
+    for (const [i, ex] of out.entries()) {
+      expect(ex.scene).toBe(signs[i]!.scene);
+      expect(ex.caption).toContain(ex.scene.sign!.word);
+      expect(ex.caption).toMatch(/\bsign\b/);
+      if (ex.caption === signs[i]!.caption) expect(names(ex.caption)).toEqual([ex.scene.sign!.colour]);
+      else expect(names(ex.caption)).toEqual([]);
+    }
+    for (const ex of dropped) {
+      expect(ex.caption).not.toMatch(/ {2}|^an /);
+      expect(ex.caption).toMatch(/\b(a sign|on a sign)\b/);
+    }
+  });
+
+  it('is deterministic per (seed, index), never touches object scenes, and does nothing at 0', () => {
+    expect(signs.map((ex) => withSignColourDropped(ex, 21, 0.3))).toEqual(
+      signs.map((ex) => withSignColourDropped(ex, 21, 0.3)),
+    );
+    expect(signs.map((ex) => withSignColourDropped(ex, 22, 0.3).caption)).not.toEqual(
+      signs.map((ex) => withSignColourDropped(ex, 21, 0.3).caption),
+    );
+    for (const ex of signs) expect(withSignColourDropped(ex, 21, 0)).toBe(ex);
+    for (const ex of objects) expect(withSignColourDropped(ex, 21, 1)).toBe(ex);
+    for (const ex of signs) expect(names(withSignColourDropped(ex, 21, 1).caption)).toEqual([]);
   });
 });
 
@@ -332,6 +369,36 @@ describe('imagefolder output and CLI', () => {
     expect(info.drawn).toBeGreaterThan(3);
   });
 
+  it('--sign-colour-drop rewrites only captions: same pixels, and dataset.json says so', async () => {
+    const plain = join(tmp, 'drop-plain');
+    const drop = join(tmp, 'drop-some');
+    await writeSynthDataset({ out: plain, count: 12, seed: 9, size: 32, split: 'train', kinds: ['sign'] });
+    await writeSynthDataset({
+      out: drop,
+      count: 12,
+      seed: 9,
+      size: 32,
+      split: 'train',
+      kinds: ['sign'],
+      signColourDrop: 0.5,
+    });
+    const rows = (dir: string) =>
+      readFileSync(join(dir, 'metadata.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { file_name: string; text: string; scene: unknown });
+    const [a, b] = [rows(plain), rows(drop)];
+    const changed = b.filter((r, i) => r.text !== a[i]!.text);
+    expect(changed.length).toBeGreaterThan(0);
+    expect(changed.length).toBeLessThan(12);
+    for (const [i, r] of b.entries()) {
+      expect(r.scene).toEqual(a[i]!.scene);
+      expect(sha(readFileSync(join(drop, r.file_name)))).toBe(sha(readFileSync(join(plain, r.file_name))));
+    }
+    expect(JSON.parse(readFileSync(join(drop, 'dataset.json'), 'utf8')).signColourDrop).toBe(0.5);
+    expect(JSON.parse(readFileSync(join(plain, 'dataset.json'), 'utf8')).signColourDrop).toBeUndefined();
+  });
+
   it('counts a sign as one object', () => {
     const signs = synthExamplesOfKinds(5, 'train', 3, ['sign']).examples;
     for (const { scene } of signs) expect(sceneObjectCount(scene)).toBe(1);
@@ -363,6 +430,8 @@ describe('imagefolder output and CLI', () => {
           .every((k: string) => k === 'sign' || k === 'relation'),
       ).toBe(true);
       expect(await synth(['--out', out, '--count', '2', '--kinds', 'relations'])).toBe(2);
+      expect(await synth(['--out', out, '--count', '2', '--sign-colour-drop', '1.5'])).toBe(2);
+      expect(await synth(['--out', out, '--count', '2', '--sign-colour-drop', 'x'])).toBe(2);
     } finally {
       spy.mockRestore();
     }

@@ -8,6 +8,7 @@ import { ByT5Tokenizer } from '../../src/text/byt5.js';
 import { HFJsonTokenizer, T5Tokenizer } from '../../src/text/tokenizer.js';
 import { fixture } from '../helpers/fixtures.js';
 import { useTmpDir } from '../helpers/test_dirs.js';
+import { MERGE_ARTICLES, wordTokenizerJson } from '../helpers/word_tokenizer.js';
 
 // test/text/data/t5-fast/tokenizer.json was generated from the fixture's spiece.model with
 // transformers' T5TokenizerFast.from_pretrained(dir).save_pretrained(out) (see its README.md).
@@ -102,5 +103,33 @@ describe('loadTokenizer (Node folder loader)', () => {
     const d = tempDir('badjson');
     writeFileSync(join(d, 'tokenizer_config.json'), '{nope');
     await expect(loadTokenizer(d)).rejects.toMatchObject({ code: 'FILE_INVALID' });
+  });
+});
+
+describe("word-level tokenizer.json (the shipped model's kind)", () => {
+  const words = ['a', 'an', 'orange', 'sign', 'that', 'says', 'moon'];
+
+  it('maps an unknown word to <unk> from tokenizer.json alone, with no tokenizer_config.json', async () => {
+    const d = tempDir('word-level');
+    writeFileSync(join(d, 'tokenizer.json'), JSON.stringify(wordTokenizerJson(words)));
+    const tok = await loadTokenizer(d);
+    expect(tok.encode('a big MOON')).toEqual([3, 2, 9, 1]);
+    expect(
+      Array.from(tok.encodeBatch(['a big moon'], { maxLength: 5 }).inputIds.data as BigInt64Array),
+    ).toEqual([3n, 2n, 9n, 1n, 0n]);
+  });
+
+  it('runs a Replace normalizer after Lowercase: "An" reads as "a", other words keep their ids', () => {
+    const plain = new HFJsonTokenizer(wordTokenizerJson(words));
+    const merged = new HFJsonTokenizer(wordTokenizerJson(words, [MERGE_ARTICLES]));
+    expect(plain.encode('An orange sign that says MOON')).not.toEqual(
+      plain.encode('a orange sign that says MOON'),
+    );
+    expect(merged.encode('An orange sign that says MOON')).toEqual(
+      plain.encode('a orange sign that says MOON'),
+    );
+    expect(merged.encode('a sign that says moon, an anchor')).toEqual(
+      plain.encode('a sign that says moon, a anchor'),
+    );
   });
 });

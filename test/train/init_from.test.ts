@@ -2,14 +2,16 @@
  * `imagen train --init-from DIR` fine-tunes from a pipeline folder's weights, and
  * `--color-augment P` rotates the hue of super-resolution examples. Runs in-process through `main`.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadTokenizer } from '../../src/platform/node/tokenizer_files.js';
 import { tinyTrainConfig } from '../../src/train/config.js';
 import { runCli } from '../helpers/cli.js';
 import { float32Tensors } from '../helpers/safetensors.js';
 import { writeShapesDataset } from '../helpers/shapes.js';
+import { MERGE_ARTICLES, wordTokenizerJson } from '../helpers/word_tokenizer.js';
 
 let root: string;
 
@@ -93,6 +95,38 @@ describe('imagen train --init-from', () => {
     const r2 = await tiny(ft, 3, '--config', cfgFile, '--resume');
     expect(r2.code, r2.stderr).toBe(0);
     expectDifferent(await tensors(unetFile(src)), await tensors(unetFile(ft)));
+  }, 120_000);
+
+  it('a run from a folder reads captions with the folder’s tokenizer, not the config’s', async () => {
+    // A word-level tokenizer for the config; the source folder's copy then gains a normalizer
+    // (as training/merge_articles.ts adds), which a fine-tune must keep using.
+    const tokenizerJson = wordTokenizerJson(['a', 'an', 'red', 'blue', 'circle', 'square', 'orange']);
+    const tokDir = join(root, 'word-tokenizer');
+    await mkdir(tokDir, { recursive: true });
+    await writeFile(join(tokDir, 'tokenizer.json'), JSON.stringify(tokenizerJson));
+    const cfgFile = join(root, 'word.json');
+    await writeFile(cfgFile, JSON.stringify({ ...tinyTrainConfig('base', 16), tokenizer: { path: tokDir } }));
+    const src = join(root, 'word-src');
+    const r0 = await tiny(src, 2, '--config', cfgFile);
+    expect(r0.code, r0.stderr).toBe(0);
+    const merged = wordTokenizerJson(
+      ['a', 'an', 'red', 'blue', 'circle', 'square', 'orange'],
+      [MERGE_ARTICLES],
+    );
+    await writeFile(join(src, 'tokenizer', 'tokenizer.json'), JSON.stringify(merged));
+    const ft = join(root, 'word-ft');
+    const r = await tiny(ft, 1, '--config', cfgFile, '--init-from', src);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(await readFile(join(ft, 'tokenizer', 'tokenizer.json'), 'utf8'))).toEqual(merged);
+    const state = JSON.parse(await readFile(join(ft, 'checkpoint', 'state.json'), 'utf8')) as {
+      config: { tokenizer: { path: string } };
+    };
+    expect(state.config.tokenizer.path).toBe(join(src, 'tokenizer'));
+    const tokenizer = await loadTokenizer(join(ft, 'tokenizer'));
+    const ids = (t: string) =>
+      Array.from(tokenizer.encodeBatch([t], { maxLength: 6 }).inputIds.data as BigInt64Array);
+    expect(ids('An orange circle')).toEqual(ids('a orange circle'));
+    expect(ids('a blue square')).not.toEqual(ids('a orange circle'));
   }, 120_000);
 
   it('refuses a folder that is not a pipeline, --resume with it, and colour augmentation of a base stage', async () => {

@@ -3,7 +3,7 @@ import { SCENE_KINDS, type SceneKind } from '../../data/synth/scene.js';
 import type { Split } from '../../data/synth/splits.js';
 import { writeSynthDataset } from '../../platform/node/synth_render.js';
 import { usageError } from '../errors.js';
-import { intFlag } from '../image_flags.js';
+import { intFlag, parseNumber } from '../image_flags.js';
 import { logger, ProgressBar } from '../progress.js';
 
 interface SynthFlags {
@@ -14,6 +14,7 @@ interface SynthFlags {
   split: string;
   kinds?: string;
   minObjects: string;
+  signColourDrop: string;
   quiet: boolean;
   json: boolean;
 }
@@ -61,6 +62,11 @@ export function registerDataset(program: Command): void {
       'keep only scenes that draw at least this many objects (a sign counts as one), read the same way as --kinds: e.g. 2 for a mix that stresses counting',
       '1',
     )
+    .option(
+      '--sign-colour-drop <p>',
+      'fraction (0–1) of sign captions that leave the colour unsaid ("a sign that says MOON"); pixels and other captions stay as with 0',
+      '0',
+    )
     .option('--quiet', 'no progress output', false)
     .option('--json', 'print a JSON summary on stdout', false)
     .addHelpText(
@@ -76,6 +82,7 @@ export function registerDataset(program: Command): void {
       const split = splitFlag(f.split);
       const kinds = f.kinds === undefined ? undefined : kindsFlag(f.kinds);
       const minObjects = minObjectsFlag(f.minObjects);
+      const signColourDrop = parseNumber(f.signColourDrop, '--sign-colour-drop', 0, 1)!;
       const say = logger(f.quiet || f.json);
       const bar = new ProgressBar('synth', '', { quiet: f.quiet || f.json });
       bar.start(count);
@@ -89,6 +96,7 @@ export function registerDataset(program: Command): void {
           split,
           kinds,
           minObjects,
+          signColourDrop,
           onProgress: (d) => bar.update(d),
         });
       } finally {

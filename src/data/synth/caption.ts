@@ -40,13 +40,16 @@ export const INVERSE: Record<Relation, Relation> = {
   below: 'above',
 };
 
+/** `c` is the colour and a space, or empty for a caption that leaves the colour unsaid. */
 const SIGN_TEMPLATES: readonly ((c: string, w: string) => string)[] = [
-  (c, w) => `a ${c} sign that says ${w}`,
-  (c, w) => `a ${c} sign with the word ${w}`,
-  (c, w) => `a ${c} sign reading ${w}`,
-  (c, w) => `the word ${w} on a ${c} sign`,
-  (c, w) => `a ${c} sign saying ${w}`,
+  (c, w) => `a ${c}sign that says ${w}`,
+  (c, w) => `a ${c}sign with the word ${w}`,
+  (c, w) => `a ${c}sign reading ${w}`,
+  (c, w) => `the word ${w} on a ${c}sign`,
+  (c, w) => `a ${c}sign saying ${w}`,
 ];
+
+const withArticle = (t: string) => t.replace(/\ba ([aeiou])/g, 'an $1');
 
 /**
  * A natural caption for a scene, choosing among templates with the given Rng. Relation captions
@@ -56,8 +59,7 @@ const SIGN_TEMPLATES: readonly ((c: string, w: string) => string)[] = [
 export function captionScene(scene: Scene, rng: Rng): string {
   if (scene.kind === 'sign') {
     const s = scene.sign!;
-    const t = rng.pick(SIGN_TEMPLATES)(s.colour, s.word);
-    return t.replace(/\ba ([aeiou])/g, 'an $1');
+    return withArticle(rng.pick(SIGN_TEMPLATES)(`${s.colour} `, s.word));
   }
   const [g0, g1] = scene.groups;
   if (scene.kind === 'relation') {
@@ -81,4 +83,13 @@ export function captionScene(scene: Scene, rng: Rng): string {
   if (g0!.count > 1 && rng.chance(0.25))
     return `a group of ${obj.replace(/^\S+ /, `${NUMBER_WORDS[g0!.count]} `)}`;
   return obj;
+}
+
+/**
+ * A sign caption that names the word but not the sign's colour ("a sign that says MOON"). Training
+ * on some of these shows the model that how a word is written does not depend on the colour around
+ * it, which is what a held-out word–colour pair asks of it.
+ */
+export function captionSignWithoutColour(word: string, rng: Rng): string {
+  return withArticle(rng.pick(SIGN_TEMPLATES)('', word));
 }

@@ -1,5 +1,5 @@
 import { ImagenError } from '../../engine/errors.js';
-import { captionScene } from './caption.js';
+import { captionScene, captionSignWithoutColour } from './caption.js';
 import { Rng } from './rng.js';
 import { type Scene, type SceneForce, type SceneKind, sampleScene } from './scene.js';
 import type { Colour, Shape, Word } from './vocab.js';
@@ -78,6 +78,21 @@ export function synthExample(seed: number, split: Split, index: number): SynthEx
     scene = sampleScene(rng, force);
   }
   return { index, scene, caption: captionScene(scene, rng) };
+}
+
+/** Rng stream purpose for caption rewrites, apart from the scene streams (split codes 1 and 2). */
+const CAPTION_DROP_STREAM = 3;
+
+/**
+ * `ex` with, for a sign scene and with probability `p`, a caption that leaves the sign's colour
+ * unsaid. The draw has its own Rng stream keyed by (seed, index), so the scene, the pixels and every
+ * other caption stay exactly those of the plain dataset, and p = 0 changes nothing.
+ */
+export function withSignColourDropped(ex: SynthExample, seed: number, p: number): SynthExample {
+  if (p <= 0 || !ex.scene.sign) return ex;
+  const rng = new Rng(seed, CAPTION_DROP_STREAM, ex.index);
+  if (!rng.chance(p)) return ex;
+  return { ...ex, caption: captionSignWithoutColour(ex.scene.sign.word, rng) };
 }
 
 export function synthExamples(seed: number, split: Split, count: number, start = 0): SynthExample[] {

@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { TrueTypeFont } from '../../data/synth/font.js';
 import { renderScene, signTextBox } from '../../data/synth/render.js';
 import type { SceneKind } from '../../data/synth/scene.js';
-import { type Split, synthExamplesOfKinds } from '../../data/synth/splits.js';
+import { type Split, synthExamplesOfKinds, withSignColourDropped } from '../../data/synth/splits.js';
 import { ImagenError } from '../../engine/errors.js';
 import { atomicWriteFile } from './files.js';
 import { encodePng } from './image.js';
@@ -44,6 +44,8 @@ export interface SynthDatasetOptions {
   kinds?: readonly SceneKind[];
   /** Keep only scenes that draw at least this many objects (a sign is one), read the same way. */
   minObjects?: number;
+  /** Fraction of sign captions that leave the sign's colour unsaid (see withSignColourDropped). */
+  signColourDrop?: number;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -61,7 +63,9 @@ export async function writeSynthDataset(o: SynthDatasetOptions): Promise<{ files
   const lines: string[] = [];
   const digits = Math.max(6, String(o.count - 1).length);
   const { examples, drawn } = synthExamplesOfKinds(o.seed, o.split, o.count, o.kinds, o.minObjects);
-  for (const [i, ex] of examples.entries()) {
+  const drop = o.signColourDrop ?? 0;
+  for (const [i, plain] of examples.entries()) {
+    const ex = withSignColourDropped(plain, o.seed, drop);
     const file = `${String(i).padStart(digits, '0')}.png`;
     await writeFile(join(o.out, file), await encodePng(renderScene(ex.scene, o.size, font)));
     const textBoxes = ex.scene.sign ? { text_boxes: [signTextBox(ex.scene.sign, font).map(round4)] } : {};
@@ -71,7 +75,7 @@ export async function writeSynthDataset(o: SynthDatasetOptions): Promise<{ files
   await atomicWriteFile(join(o.out, 'metadata.jsonl'), `${lines.join('\n')}\n`);
   await atomicWriteFile(
     join(o.out, 'dataset.json'),
-    `${JSON.stringify({ generator: 'imagen-ts synth v1', seed: o.seed, count: o.count, size: o.size, split: o.split, ...(o.kinds ? { kinds: o.kinds } : {}), ...((o.minObjects ?? 1) > 1 ? { minObjects: o.minObjects } : {}), ...(drawn !== o.count ? { drawn } : {}) }, null, 2)}\n`,
+    `${JSON.stringify({ generator: 'imagen-ts synth v1', seed: o.seed, count: o.count, size: o.size, split: o.split, ...(o.kinds ? { kinds: o.kinds } : {}), ...((o.minObjects ?? 1) > 1 ? { minObjects: o.minObjects } : {}), ...(drawn !== o.count ? { drawn } : {}), ...(drop > 0 ? { signColourDrop: drop } : {}) }, null, 2)}\n`,
   );
   return { files: o.count };
 }

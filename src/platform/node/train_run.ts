@@ -281,13 +281,22 @@ export async function loadEncoderForTraining(
 }
 
 /**
- * The run's config with `dir`'s UNet config and text encoder in place of the file's: the weights
+ * The run's config with `dir`'s UNet config, text encoder and tokenizer in place of the file's: the weights
  * loaded next must fit. A stage with a frozen encoder takes the folder's own encoder as that.
  */
 async function configFromPipeline(cfg: TrainConfig, dir: string): Promise<TrainConfig> {
   if (!(await exists(join(dir, 'unet', 'config.json'))))
     throw new ImagenError('NOT_FOUND', `init-from: ${dir} has no unet/config.json (not a pipeline folder)`);
   const unet = (await readJson(join(dir, 'unet', 'config.json'))) as Record<string, unknown>;
+  // The folder's encoder was trained on captions read by the folder's tokenizer, which may differ
+  // from the config's in more than its vocabulary (a normalizer, say): a fine-tune reads them the same way.
+  const tokenizerDir = join(dir, 'tokenizer');
+  if (
+    !('type' in cfg.tokenizer) &&
+    ((await exists(join(tokenizerDir, 'tokenizer.json'))) ||
+      (await exists(join(tokenizerDir, 'spiece.model'))))
+  )
+    cfg = { ...cfg, tokenizer: { path: tokenizerDir } };
   if (cfg.text_encoder_from) return { ...cfg, unet, text_encoder_from: dir };
   const te = join(dir, 'text_encoder', 'config.json');
   if (!(await exists(te)))
