@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { synthExamples } from '../src/data/synth/splits.js';
 import { WORDS } from '../src/data/synth/vocab.js';
 import { textPreprocessing } from '../src/text/clean_caption.js';
+import { WORD_TOKENIZER_SPECIAL, wordTokenizerJson } from '../src/text/word_tokenizer_json.js';
 
 const out = process.argv.slice(2).find((a) => !a.startsWith('--')) ?? 'training/word-tokenizer';
 const spell = process.argv.includes('--spell-words');
@@ -28,7 +29,7 @@ const add = (text: string) => {
 for (const split of ['train', 'heldout'] as const)
   for (const e of synthExamples(0, split, 50_000)) add(e.caption);
 for (const w of WORDS) add(w);
-const special = ['<pad>', '</s>', '<unk>'];
+const special = [...WORD_TOKENIZER_SPECIAL];
 const vocab: Record<string, number> = {};
 for (const [i, t] of [...special, ...[...words].sort()].entries()) vocab[t] = i;
 if (spell) {
@@ -49,37 +50,11 @@ if (spell) {
   }
 }
 
-const tokenizer = {
-  version: '1.0',
-  truncation: null,
-  padding: null,
-  added_tokens: special.map((content, id) => ({
-    id,
-    content,
-    single_word: false,
-    lstrip: false,
-    rstrip: false,
-    normalized: false,
-    special: true,
-  })),
-  normalizer: { type: 'Lowercase' },
-  pre_tokenizer: { type: 'Whitespace' },
-  post_processor: {
-    type: 'TemplateProcessing',
-    single: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }],
-    pair: [
-      { Sequence: { id: 'A', type_id: 0 } },
-      { SpecialToken: { id: '</s>', type_id: 0 } },
-      { Sequence: { id: 'B', type_id: 0 } },
-      { SpecialToken: { id: '</s>', type_id: 0 } },
-    ],
-    special_tokens: { '</s>': { id: '</s>', ids: [1], tokens: ['</s>'] } },
-  },
-  decoder: { type: 'WordPiece', prefix: '##', cleanup: true },
-  model: spell
+const tokenizer = wordTokenizerJson(
+  spell
     ? { type: 'WordPiece', vocab, unk_token: '<unk>', continuing_subword_prefix: '##', max_input_chars_per_word: 100 }
     : { type: 'WordLevel', vocab, unk_token: '<unk>' },
-};
+);
 mkdirSync(out, { recursive: true });
 writeFileSync(join(out, 'tokenizer.json'), `${JSON.stringify(tokenizer, null, 1)}\n`);
 writeFileSync(

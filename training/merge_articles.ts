@@ -14,8 +14,8 @@
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { MERGE_ARTICLES_NORMALIZER as MERGE_ARTICLES } from '../src/text/word_tokenizer_json.js';
 
-export const MERGE_ARTICLES = { type: 'Replace', pattern: { Regex: '\\ban\\b' }, content: 'a' } as const;
 
 type Normalizer = { type: string; normalizers?: Normalizer[]; [k: string]: unknown };
 

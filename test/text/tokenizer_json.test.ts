@@ -6,9 +6,10 @@ import { ImagenError } from '../../src/engine/errors.js';
 import { loadTokenizer } from '../../src/platform/node/tokenizer_files.js';
 import { ByT5Tokenizer } from '../../src/text/byt5.js';
 import { HFJsonTokenizer, T5Tokenizer } from '../../src/text/tokenizer.js';
+import { MERGE_ARTICLES_NORMALIZER as MERGE_ARTICLES } from '../../src/text/word_tokenizer_json.js';
 import { fixture } from '../helpers/fixtures.js';
 import { useTmpDir } from '../helpers/test_dirs.js';
-import { MERGE_ARTICLES, wordTokenizerJson } from '../helpers/word_tokenizer.js';
+import { wordLevelTokenizerJson } from '../helpers/word_tokenizer.js';
 
 // test/text/data/t5-fast/tokenizer.json was generated from the fixture's spiece.model with
 // transformers' T5TokenizerFast.from_pretrained(dir).save_pretrained(out) (see its README.md).
@@ -111,7 +112,7 @@ describe("word-level tokenizer.json (the shipped model's kind)", () => {
 
   it('maps an unknown word to <unk> from tokenizer.json alone, with no tokenizer_config.json', async () => {
     const d = tempDir('word-level');
-    writeFileSync(join(d, 'tokenizer.json'), JSON.stringify(wordTokenizerJson(words)));
+    writeFileSync(join(d, 'tokenizer.json'), JSON.stringify(wordLevelTokenizerJson(words)));
     const tok = await loadTokenizer(d);
     expect(tok.encode('a big MOON')).toEqual([3, 2, 9, 1]);
     expect(
@@ -120,8 +121,8 @@ describe("word-level tokenizer.json (the shipped model's kind)", () => {
   });
 
   it('runs a Replace normalizer after Lowercase: "An" reads as "a", other words keep their ids', () => {
-    const plain = new HFJsonTokenizer(wordTokenizerJson(words));
-    const merged = new HFJsonTokenizer(wordTokenizerJson(words, [MERGE_ARTICLES]));
+    const plain = new HFJsonTokenizer(wordLevelTokenizerJson(words));
+    const merged = new HFJsonTokenizer(wordLevelTokenizerJson(words, [MERGE_ARTICLES]));
     expect(plain.encode('An orange sign that says MOON')).not.toEqual(
       plain.encode('a orange sign that says MOON'),
     );

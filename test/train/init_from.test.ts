@@ -7,11 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadTokenizer } from '../../src/platform/node/tokenizer_files.js';
+import { MERGE_ARTICLES_NORMALIZER as MERGE_ARTICLES } from '../../src/text/word_tokenizer_json.js';
 import { tinyTrainConfig } from '../../src/train/config.js';
 import { runCli } from '../helpers/cli.js';
 import { float32Tensors } from '../helpers/safetensors.js';
 import { writeShapesDataset } from '../helpers/shapes.js';
-import { MERGE_ARTICLES, wordTokenizerJson } from '../helpers/word_tokenizer.js';
+import { wordLevelTokenizerJson } from '../helpers/word_tokenizer.js';
 
 let root: string;
 
@@ -100,7 +101,7 @@ describe('imagen train --init-from', () => {
   it('a run from a folder reads captions with the folder’s tokenizer, not the config’s', async () => {
     // A word-level tokenizer for the config; the source folder's copy then gains a normalizer
     // (as training/merge_articles.ts adds), which a fine-tune must keep using.
-    const tokenizerJson = wordTokenizerJson(['a', 'an', 'red', 'blue', 'circle', 'square', 'orange']);
+    const tokenizerJson = wordLevelTokenizerJson(['a', 'an', 'red', 'blue', 'circle', 'square', 'orange']);
     const tokDir = join(root, 'word-tokenizer');
     await mkdir(tokDir, { recursive: true });
     await writeFile(join(tokDir, 'tokenizer.json'), JSON.stringify(tokenizerJson));
@@ -109,7 +110,7 @@ describe('imagen train --init-from', () => {
     const src = join(root, 'word-src');
     const r0 = await tiny(src, 2, '--config', cfgFile);
     expect(r0.code, r0.stderr).toBe(0);
-    const merged = wordTokenizerJson(
+    const merged = wordLevelTokenizerJson(
       ['a', 'an', 'red', 'blue', 'circle', 'square', 'orange'],
       [MERGE_ARTICLES],
     );
