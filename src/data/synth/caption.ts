@@ -86,9 +86,9 @@ export function captionScene(scene: Scene, rng: Rng): string {
 }
 
 /**
- * A sign caption that names the word but not the sign's colour ("a sign that says MOON"). Training
- * on some of these shows the model that how a word is written does not depend on the colour around
- * it, which is what a held-out word–colour pair asks of it.
+ * A sign caption that names the word but not the sign's colour ("a sign that says MOON"), meant to
+ * teach a word's glyphs apart from its sign's colour, which a held-out word–colour pair asks for.
+ * Measured in the thirtieth chunk: no effect on the pair that failed (its cause was the article "an").
  */
 export function captionSignWithoutColour(word: string, rng: Rng): string {
   return withArticle(rng.pick(SIGN_TEMPLATES)('', word));
