@@ -107,7 +107,7 @@ export function registerTrain(program: Command): void {
     )
     .option(
       '--init-from <dir>',
-      "start a new run from this pipeline folder's weights (fine-tuning: its UNet and text encoder, with its tokenizer; optimizer and EMA start fresh) instead of random ones",
+      "start a new run from this pipeline folder's weights (fine-tuning: its UNet and text encoder, and its tokenizer where the config's has the same vocabulary; optimizer and EMA start fresh) instead of random ones",
     )
     .option('--resume', 'continue from OUT/checkpoint, bit-identical to an uninterrupted run', false)
     .option('--checkpoint-every <n>', 'steps between checkpoints', '500')

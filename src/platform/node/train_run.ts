@@ -281,6 +281,23 @@ export async function loadEncoderForTraining(
 }
 
 /**
+ * `cfg` reading captions with the tokenizer in `dir` where that is the config's tokenizer (the same
+ * vocabulary model) with its own pre- or post-processing, such as a normalizer: the folder's encoder
+ * was trained on captions read that way. A config naming a tokenizer with another vocabulary swaps
+ * it on purpose (the twentieth chunk's spelled recipe), so that one stays.
+ */
+async function withFolderTokenizer(cfg: TrainConfig, dir: string): Promise<TrainConfig> {
+  if ('type' in cfg.tokenizer) return cfg;
+  const own = join(dir, 'tokenizer.json');
+  const configured = join(cfg.tokenizer.path, 'tokenizer.json');
+  if (!(await exists(own)) || !(await exists(configured))) return cfg;
+  const [a, b] = await Promise.all([readJson(own), readJson(configured)]);
+  const sameModel =
+    JSON.stringify((a as { model?: unknown }).model) === JSON.stringify((b as { model?: unknown }).model);
+  return sameModel ? { ...cfg, tokenizer: { path: dir } } : cfg;
+}
+
+/**
  * The run's config with `dir`'s UNet config, text encoder and tokenizer in place of the file's: the weights
  * loaded next must fit. A stage with a frozen encoder takes the folder's own encoder as that.
  */
@@ -288,15 +305,7 @@ async function configFromPipeline(cfg: TrainConfig, dir: string): Promise<TrainC
   if (!(await exists(join(dir, 'unet', 'config.json'))))
     throw new ImagenError('NOT_FOUND', `init-from: ${dir} has no unet/config.json (not a pipeline folder)`);
   const unet = (await readJson(join(dir, 'unet', 'config.json'))) as Record<string, unknown>;
-  // The folder's encoder was trained on captions read by the folder's tokenizer, which may differ
-  // from the config's in more than its vocabulary (a normalizer, say): a fine-tune reads them the same way.
-  const tokenizerDir = join(dir, 'tokenizer');
-  if (
-    !('type' in cfg.tokenizer) &&
-    ((await exists(join(tokenizerDir, 'tokenizer.json'))) ||
-      (await exists(join(tokenizerDir, 'spiece.model'))))
-  )
-    cfg = { ...cfg, tokenizer: { path: tokenizerDir } };
+  cfg = await withFolderTokenizer(cfg, join(dir, 'tokenizer'));
   if (cfg.text_encoder_from) return { ...cfg, unet, text_encoder_from: dir };
   const te = join(dir, 'text_encoder', 'config.json');
   if (!(await exists(te)))
