@@ -12,15 +12,15 @@
  * Both articles mean one thing, so they become one token; the UNet then has to relearn orange
  * captions once (a training cycle from the rewritten folder).
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { atomicWriteFile } from '../src/platform/node/files.js';
 import { MERGE_ARTICLES_NORMALIZER as MERGE_ARTICLES } from '../src/text/word_tokenizer_json.js';
-
 
 type Normalizer = { type: string; normalizers?: Normalizer[]; [k: string]: unknown };
 
 /** The normalizer with the article merge appended (unchanged if it is already there). */
-export function withMergedArticles(normalizer: Normalizer | null): Normalizer {
+function withMergedArticles(normalizer: Normalizer | null): Normalizer {
   const list = !normalizer ? [] : normalizer.type === 'Sequence' ? [...(normalizer.normalizers ?? [])] : [normalizer];
   if (list.some((n) => JSON.stringify(n) === JSON.stringify(MERGE_ARTICLES))) return normalizer!;
   // After lower-casing, so "An" merges too.
@@ -35,6 +35,5 @@ if (!dir) {
 const path = join(dir, 'tokenizer', 'tokenizer.json');
 const tokenizer = JSON.parse(readFileSync(path, 'utf8')) as { normalizer: Normalizer | null };
 tokenizer.normalizer = withMergedArticles(tokenizer.normalizer);
-writeFileSync(`${path}.tmp`, `${JSON.stringify(tokenizer, null, 2)}\n`);
-renameSync(`${path}.tmp`, path);
+await atomicWriteFile(path, `${JSON.stringify(tokenizer, null, 2)}\n`);
 console.log(`${path}: normalizer ${JSON.stringify(tokenizer.normalizer)}`);

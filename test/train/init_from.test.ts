@@ -101,7 +101,8 @@ describe('imagen train --init-from', () => {
   it('a run from a folder reads captions with the folder’s tokenizer, not the config’s', async () => {
     // A word-level tokenizer for the config; the source folder's copy then gains a normalizer
     // (as training/merge_articles.ts adds), which a fine-tune must keep using.
-    const tokenizerJson = wordLevelTokenizerJson(['a', 'an', 'red', 'blue', 'circle', 'square', 'orange']);
+    const words = ['a', 'an', 'red', 'blue', 'circle', 'square', 'orange'];
+    const tokenizerJson = wordLevelTokenizerJson(words);
     const tokDir = join(root, 'word-tokenizer');
     await mkdir(tokDir, { recursive: true });
     await writeFile(join(tokDir, 'tokenizer.json'), JSON.stringify(tokenizerJson));
@@ -110,10 +111,7 @@ describe('imagen train --init-from', () => {
     const src = join(root, 'word-src');
     const r0 = await tiny(src, 2, '--config', cfgFile);
     expect(r0.code, r0.stderr).toBe(0);
-    const merged = wordLevelTokenizerJson(
-      ['a', 'an', 'red', 'blue', 'circle', 'square', 'orange'],
-      [MERGE_ARTICLES],
-    );
+    const merged = wordLevelTokenizerJson(words, [MERGE_ARTICLES]);
     await writeFile(join(src, 'tokenizer', 'tokenizer.json'), JSON.stringify(merged));
     const ft = join(root, 'word-ft');
     const r = await tiny(ft, 1, '--config', cfgFile, '--init-from', src);
